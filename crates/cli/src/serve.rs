@@ -1,0 +1,121 @@
+//! `strom serve`: run the broker until SIGTERM or Ctrl-C.
+//!
+//! The broker currently serves only ApiVersions: the request handlers arrive with the
+//! coordinator (issue 3, part 2). See `strom_server::Broker` for the integration point.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use strom_server::config::load::{
+    ENV_ADVERTISE, ENV_CONFIG, ENV_DATA_DIR, ENV_LISTEN, ENV_NODE_ID,
+};
+use strom_server::{BrokerConfig, ConfigSources, Server};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// Flags of `strom serve`. Each flag falls back to its `STROM_*` variable; any Kafka
+/// property can be set with `-o` or `STROM_<PROPERTY>` (e.g. STROM_LOG_RETENTION_MS).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory holding the partition logs [default: ./strom-data]
+    #[arg(long, value_name = "DIR", env = ENV_DATA_DIR)]
+    data_dir: Option<PathBuf>,
+
+    /// Address to listen on [default: 0.0.0.0:9092]
+    #[arg(long, value_name = "HOST:PORT", env = ENV_LISTEN)]
+    listen: Option<String>,
+
+    /// Address clients are told to connect to [default: localhost:<listen port>]
+    #[arg(long, value_name = "HOST:PORT", env = ENV_ADVERTISE)]
+    advertise: Option<String>,
+
+    /// This broker's node id [default: 1]
+    #[arg(long, value_name = "N", env = ENV_NODE_ID)]
+    node_id: Option<i32>,
+
+    /// TOML config file (Strom keys and Kafka property names)
+    #[arg(long, value_name = "FILE", env = ENV_CONFIG)]
+    config: Option<PathBuf>,
+
+    /// Set a Kafka broker property, e.g. -o log.retention.ms=60000 (repeatable)
+    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+/// Runs the broker; returns after a clean shutdown.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let sources = ConfigSources {
+        config_file: args.config,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        advertise: args.advertise,
+        node_id: args.node_id,
+        overrides: args.overrides,
+        env: Vec::new(),
+    }
+    .with_process_env();
+    let config = BrokerConfig::load(&sources)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // Install the signal handlers before announcing the address, so a supervisor
+        // that signals as soon as it sees the log line gets a clean shutdown.
+        let shutdown = shutdown_signal()?;
+        let data_dir = config.data_dir.clone();
+        let server = Server::bind(config).await?;
+        info!(
+            address = %server.local_addr(),
+            advertised = %server.broker().advertised(),
+            node_id = server.broker().node_id(),
+            data_dir = %data_dir.display(),
+            "strom listening"
+        );
+        server.run(shutdown).await?;
+        // INTEGRATION POINT (issue 3, part 2): flush and close the partition logs here;
+        // `run` has returned, so no handler is still writing to them.
+        info!("strom stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default `info`); colours only on a terminal.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// A future that completes on SIGTERM or Ctrl-C (SIGINT). The handlers are installed
+/// when this returns, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("interrupt received"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("interrupt received");
+        }
+    })
+}

@@ -1,0 +1,222 @@
+//! The broker's configuration: where it listens and stores data, and the Kafka broker
+//! properties it honours.
+//!
+//! Settings that Kafka also has use Kafka's property names and meanings (`num.partitions`,
+//! `log.retention.ms`, ...), so an operator's Kafka knowledge and `server.properties`
+//! values carry over. Settings that are Strom's own are marked as such below.
+//!
+//! Sources, highest precedence first (see [`load`] and the crate README):
+//! 1. command-line flags (`--data-dir`, `--listen`, `--advertise`, `--node-id`) and
+//!    `-o key=value` overrides;
+//! 2. `STROM_*` environment variables (`STROM_DATA_DIR`, ..., `STROM_LOG_RETENTION_MS`);
+//! 3. the TOML file named by `--config` / `STROM_CONFIG`;
+//! 4. the defaults below.
+
+mod host_port;
+pub mod load;
+pub(crate) mod properties;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use strom_storage::config::{
+    DEFAULT_INDEX_INTERVAL_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_INDEX_BYTES,
+};
+use strom_storage::{FlushPolicy, LogConfig};
+
+use crate::error::{Result, ServerError};
+
+pub use host_port::HostPort;
+pub use load::ConfigSources;
+
+const HOUR_MS: i64 = 60 * 60 * 1000;
+const MINUTE_MS: i64 = 60 * 1000;
+
+/// Everything the broker is configured with. Field docs give the property name; fields
+/// are public so handlers can read them directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// `listen` / `--listen`: address the Kafka listener binds. Default `0.0.0.0:9092`.
+    pub listen: HostPort,
+    /// `advertise` / `--advertise`: address clients are told to connect to. Default
+    /// `localhost:<listen port>`; see [`BrokerConfig::advertised`].
+    pub advertise: Option<HostPort>,
+    /// `node_id` / `--node-id`: this broker's id in metadata (Kafka's `node.id`). Default 1.
+    pub node_id: i32,
+    /// `data_dir` / `--data-dir`: directory holding the partition logs. Default `./strom-data`.
+    pub data_dir: PathBuf,
+
+    /// `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// `default.replication.factor`: replication factor of an auto-created topic.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`: create unknown topics on metadata/produce requests.
+    pub auto_create_topics_enable: bool,
+    /// `message.max.bytes`: largest record batch the broker accepts.
+    pub message_max_bytes: i32,
+    /// `socket.request.max.bytes`: largest request frame; larger ones close the connection.
+    pub socket_request_max_bytes: i32,
+
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: i32,
+    /// `log.roll.ms`; when unset, `log.roll.hours` applies.
+    pub log_roll_ms: Option<i64>,
+    /// `log.roll.hours`.
+    pub log_roll_hours: i32,
+    /// `log.retention.ms`; wins over minutes and hours. Negative = keep forever.
+    pub log_retention_ms: Option<i64>,
+    /// `log.retention.minutes`; wins over hours.
+    pub log_retention_minutes: Option<i32>,
+    /// `log.retention.hours`.
+    pub log_retention_hours: i32,
+    /// `log.retention.bytes`; -1 = no size limit.
+    pub log_retention_bytes: i64,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: i32,
+    /// `log.index.size.max.bytes` (the storage crate's `segment_index_bytes`).
+    pub log_index_size_max_bytes: i32,
+    /// `log.flush.interval.messages`; `i64::MAX` = never by count.
+    pub log_flush_interval_messages: i64,
+    /// `log.flush.interval.ms`; unset = never by time.
+    pub log_flush_interval_ms: Option<i64>,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    pub log_retention_check_interval_ms: i64,
+
+    /// `max.connections`: accepting pauses while this many connections are open.
+    pub max_connections: i32,
+    /// `queued.max.request.bytes`: memory budget for requests read but not yet answered;
+    /// reading pauses when it is spent. -1 = unbounded. Kafka's default is -1; Strom's is
+    /// 512 MiB because decoded requests are larger than their wire form (see the README).
+    pub queued_max_request_bytes: i64,
+    /// Strom-only `non.produce.request.max.bytes`: frame cap for every API except Produce,
+    /// whose record payloads are the only legitimately large requests.
+    pub non_produce_request_max_bytes: i32,
+    /// Strom-only `connection.max.in.flight.requests`: pipelined requests a connection may
+    /// have unanswered before the broker stops reading from it.
+    pub connection_max_in_flight_requests: i32,
+    /// Strom-only `shutdown.timeout.ms`: how long shutdown waits for in-flight requests.
+    pub shutdown_timeout_ms: i64,
+}
+
+/// Default `queued.max.request.bytes`.
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 * 1024 * 1024;
+/// Default `non.produce.request.max.bytes`.
+pub const DEFAULT_NON_PRODUCE_REQUEST_MAX_BYTES: i32 = 8 * 1024 * 1024;
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: HostPort::new("0.0.0.0", 9092),
+            advertise: None,
+            node_id: 1,
+            data_dir: PathBuf::from("./strom-data"),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            log_segment_bytes: DEFAULT_SEGMENT_BYTES as i32,
+            log_roll_ms: None,
+            log_roll_hours: 168,
+            log_retention_ms: None,
+            log_retention_minutes: None,
+            log_retention_hours: 168,
+            log_retention_bytes: -1,
+            log_index_interval_bytes: DEFAULT_INDEX_INTERVAL_BYTES as i32,
+            log_index_size_max_bytes: DEFAULT_SEGMENT_INDEX_BYTES as i32,
+            log_flush_interval_messages: i64::MAX,
+            log_flush_interval_ms: None,
+            log_retention_check_interval_ms: 300_000,
+            max_connections: i32::MAX,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            non_produce_request_max_bytes: DEFAULT_NON_PRODUCE_REQUEST_MAX_BYTES,
+            connection_max_in_flight_requests: 64,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// The address advertised to clients: `advertise` if set, else `localhost` with the
+    /// port the listener actually bound (which differs from `listen` when that says 0).
+    pub fn advertised(&self, bound_port: u16) -> HostPort {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| HostPort::new("localhost", bound_port))
+    }
+
+    /// Effective segment roll time in ms: `log.roll.ms`, else `log.roll.hours`.
+    pub fn log_roll_ms_effective(&self) -> i64 {
+        self.log_roll_ms
+            .unwrap_or(i64::from(self.log_roll_hours) * HOUR_MS)
+    }
+
+    /// Effective retention time in ms, resolved as Kafka does (ms, then minutes, then
+    /// hours); `None` when negative, Kafka's "keep forever".
+    pub fn log_retention_ms_effective(&self) -> Option<i64> {
+        let ms = match (self.log_retention_ms, self.log_retention_minutes) {
+            (Some(ms), _) => ms,
+            (None, Some(minutes)) => i64::from(minutes) * MINUTE_MS,
+            (None, None) => i64::from(self.log_retention_hours) * HOUR_MS,
+        };
+        (ms >= 0).then_some(ms)
+    }
+
+    /// The per-partition log settings new partitions get, from the `log.*` properties.
+    pub fn default_log_config(&self) -> LogConfig {
+        let non_negative = |v: i64| u64::try_from(v).ok();
+        LogConfig {
+            segment_bytes: non_negative(self.log_segment_bytes.into()).unwrap_or(0),
+            segment_ms: non_negative(self.log_roll_ms_effective()),
+            retention_ms: self.log_retention_ms_effective().and_then(non_negative),
+            retention_bytes: non_negative(self.log_retention_bytes),
+            index_interval_bytes: non_negative(self.log_index_interval_bytes.into()).unwrap_or(0),
+            segment_index_bytes: non_negative(self.log_index_size_max_bytes.into()).unwrap_or(0),
+            flush: FlushPolicy::from_kafka(
+                self.log_flush_interval_messages,
+                self.log_flush_interval_ms.unwrap_or(i64::MAX),
+            ),
+        }
+    }
+
+    /// `queued.max.request.bytes` as a byte count; `None` = unbounded.
+    pub fn request_memory_budget(&self) -> Option<u64> {
+        u64::try_from(self.queued_max_request_bytes).ok()
+    }
+
+    /// Checks constraints that involve more than one setting. Single values are range
+    /// checked as they are parsed.
+    pub fn validate(&self) -> Result<()> {
+        self.default_log_config()
+            .validate()
+            .map_err(|e| ServerError::config("log.*", e.to_string()))?;
+        let max_frame = self.socket_request_max_bytes as u64;
+        if let Some(budget) = self.request_memory_budget().filter(|&b| b < max_frame) {
+            // Otherwise a request of the maximum size could never be admitted.
+            return Err(ServerError::config(
+                "queued.max.request.bytes",
+                format!(
+                    "{budget} is smaller than socket.request.max.bytes ({max_frame}); \
+                     use -1 for no limit"
+                ),
+            ));
+        }
+        if let Some(advertise) = &self.advertise {
+            if advertise.port == 0 {
+                return Err(ServerError::config(
+                    "advertise",
+                    "port 0 cannot be advertised",
+                ));
+            }
+            if advertise.is_unspecified() {
+                // Kafka refuses this too: clients cannot connect to 0.0.0.0 or [::].
+                return Err(ServerError::config(
+                    "advertise",
+                    format!("{advertise} is not an address clients can connect to"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,322 @@
+//! Tests of configuration loading: defaults, the TOML file format, and the precedence
+//! of flags over environment over file over defaults.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use strom_storage::LogConfig;
+
+use super::*;
+
+fn file(contents: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(contents.as_bytes()).expect("write");
+    f
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(sources: ConfigSources) -> Result<BrokerConfig> {
+    BrokerConfig::load(&sources)
+}
+
+fn err_text(sources: ConfigSources) -> String {
+    load(sources).expect_err("should fail").to_string()
+}
+
+#[test]
+fn defaults_match_kafka() {
+    let c = load(ConfigSources::default()).expect("defaults load");
+    assert_eq!(c, BrokerConfig::default());
+    assert_eq!(c.listen.to_string(), "0.0.0.0:9092");
+    assert_eq!(c.advertised(9092).to_string(), "localhost:9092");
+    assert_eq!(c.node_id, 1);
+    assert_eq!(c.data_dir, PathBuf::from("./strom-data"));
+    assert_eq!(c.num_partitions, 1);
+    assert_eq!(c.message_max_bytes, 1_048_588);
+    assert_eq!(c.socket_request_max_bytes, 104_857_600);
+    assert_eq!(c.log_retention_check_interval_ms, 300_000);
+    // Kafka's log defaults are the storage engine's defaults.
+    assert_eq!(c.default_log_config(), LogConfig::default());
+}
+
+#[test]
+fn file_accepts_quoted_dotted_and_table_keys() {
+    let f = file(
+        r#"
+        data_dir = "/var/lib/strom"
+        listen = "127.0.0.1:19092"
+        advertise = "broker.example:19092"
+        node_id = 7
+        "log.retention.ms" = 1000
+        num.partitions = 3
+        auto.create.topics.enable = false
+        "log.segment.bytes" = "1048576"
+        [log.flush]
+        interval.messages = 10
+        "#,
+    );
+    let c = load(ConfigSources {
+        config_file: Some(f.path().into()),
+        ..Default::default()
+    })
+    .expect("loads");
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/strom"));
+    assert_eq!(c.listen, HostPort::new("127.0.0.1", 19092));
+    assert_eq!(c.advertised(1).to_string(), "broker.example:19092");
+    assert_eq!(c.node_id, 7);
+    assert_eq!(c.log_retention_ms, Some(1000));
+    assert_eq!(c.num_partitions, 3);
+    assert!(!c.auto_create_topics_enable);
+    assert_eq!(c.log_segment_bytes, 1 << 20);
+    let log = c.default_log_config();
+    assert_eq!(log.retention_ms, Some(1000));
+    assert_eq!(log.segment_bytes, 1 << 20);
+    assert_eq!(log.flush.messages, Some(10));
+}
+
+#[test]
+fn file_errors_name_the_key() {
+    let cases = [
+        ("log.retention.msec = 5", "log.retention.msec"),
+        ("\"no.such.thing\" = 1", "no.such.thing"),
+        ("datadir = \"x\"", "datadir"),
+        ("[log]\nretention = 5", "log.retention"),
+        (
+            "\"log.retention.ms\" = 1\nlog.retention.ms = 2",
+            "log.retention.ms",
+        ),
+        ("num.partitions = 0", "num.partitions"),
+        ("num.partitions = \"many\"", "num.partitions"),
+        ("node_id = \"one\"", "node_id"),
+    ];
+    for (contents, key) in cases {
+        let f = file(contents);
+        let text = err_text(ConfigSources {
+            config_file: Some(f.path().into()),
+            ..Default::default()
+        });
+        assert!(
+            text.contains(key),
+            "{contents:?}: error {text:?} does not name {key}"
+        );
+    }
+    let missing = err_text(ConfigSources {
+        config_file: Some("/nonexistent/strom.toml".into()),
+        ..Default::default()
+    });
+    assert!(missing.contains("/nonexistent/strom.toml"), "{missing}");
+}
+
+#[test]
+fn precedence_is_flags_then_env_then_file_then_defaults() {
+    let f = file(
+        r#"
+        data_dir = "/from/file"
+        listen = "127.0.0.1:1111"
+        advertise = "file:1111"
+        node_id = 11
+        "log.retention.ms" = 1111
+        "num.partitions" = 11
+        "message.max.bytes" = 11
+        "#,
+    );
+    let path = f.path().to_path_buf();
+
+    // File only.
+    let c = load(ConfigSources {
+        config_file: Some(path.clone()),
+        ..Default::default()
+    })
+    .expect("file");
+    assert_eq!(
+        (c.node_id, c.num_partitions, c.message_max_bytes),
+        (11, 11, 11)
+    );
+
+    // Environment beats the file.
+    let the_env = env(&[
+        ("STROM_DATA_DIR", "/from/env"),
+        ("STROM_LISTEN", "127.0.0.1:2222"),
+        ("STROM_ADVERTISE", "env:2222"),
+        ("STROM_NODE_ID", "22"),
+        ("STROM_LOG_RETENTION_MS", "2222"),
+        ("STROM_NUM_PARTITIONS", "22"),
+    ]);
+    let c = load(ConfigSources {
+        config_file: Some(path.clone()),
+        env: the_env.clone(),
+        ..Default::default()
+    })
+    .expect("env");
+    assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+    assert_eq!(c.listen.port, 2222);
+    assert_eq!(c.advertised(0).host, "env");
+    assert_eq!(c.node_id, 22);
+    assert_eq!(c.log_retention_ms, Some(2222));
+    assert_eq!(c.num_partitions, 22);
+    assert_eq!(
+        c.message_max_bytes, 11,
+        "file value kept where env is silent"
+    );
+
+    // Flags and overrides beat the environment.
+    let c = load(ConfigSources {
+        config_file: Some(path),
+        data_dir: Some("/from/flag".into()),
+        listen: Some("127.0.0.1:3333".into()),
+        advertise: Some("flag:3333".into()),
+        node_id: Some(33),
+        overrides: vec!["log.retention.ms=3333".into(), "num.partitions = 33".into()],
+        env: the_env,
+    })
+    .expect("flags");
+    assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+    assert_eq!(c.listen.port, 3333);
+    assert_eq!(c.advertised(0).host, "flag");
+    assert_eq!(c.node_id, 33);
+    assert_eq!(c.log_retention_ms, Some(3333));
+    assert_eq!(c.num_partitions, 33);
+    assert_eq!(c.message_max_bytes, 11);
+}
+
+#[test]
+fn config_file_can_come_from_the_environment() {
+    let f = file("\"num.partitions\" = 5");
+    let path = f.path().to_string_lossy().into_owned();
+    let c = load(ConfigSources {
+        env: env(&[("STROM_CONFIG", &path)]),
+        ..Default::default()
+    })
+    .expect("loads");
+    assert_eq!(c.num_partitions, 5);
+    // --config beats STROM_CONFIG.
+    let g = file("\"num.partitions\" = 6");
+    let c = load(ConfigSources {
+        config_file: Some(g.path().into()),
+        env: env(&[("STROM_CONFIG", &path)]),
+        ..Default::default()
+    })
+    .expect("loads");
+    assert_eq!(c.num_partitions, 6);
+}
+
+#[test]
+fn later_override_wins_and_bad_overrides_are_named() {
+    let c = load(ConfigSources {
+        overrides: vec!["num.partitions=2".into(), "num.partitions=4".into()],
+        ..Default::default()
+    })
+    .expect("loads");
+    assert_eq!(c.num_partitions, 4);
+    for (o, needle) in [
+        ("num.partitions", "num.partitions"),
+        ("bogus.key=1", "bogus.key"),
+        ("data_dir=/x", "data_dir"),
+        ("log.retention.ms=soon", "log.retention.ms"),
+    ] {
+        let text = err_text(ConfigSources {
+            overrides: vec![o.into()],
+            ..Default::default()
+        });
+        assert!(text.contains(needle), "{o}: {text}");
+    }
+    let text = err_text(ConfigSources {
+        env: env(&[("STROM_NUM_PARTITIONS", "-3")]),
+        ..Default::default()
+    });
+    assert!(text.contains("STROM_NUM_PARTITIONS"), "{text}");
+}
+
+#[test]
+fn retention_and_roll_resolve_like_kafka() {
+    let with = |overrides: &[&str]| {
+        load(ConfigSources {
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .expect("loads")
+    };
+    assert_eq!(
+        with(&["log.retention.hours=2"]).log_retention_ms_effective(),
+        Some(7_200_000)
+    );
+    assert_eq!(
+        with(&["log.retention.hours=2", "log.retention.minutes=3"]).log_retention_ms_effective(),
+        Some(180_000)
+    );
+    assert_eq!(
+        with(&["log.retention.minutes=3", "log.retention.ms=5"]).log_retention_ms_effective(),
+        Some(5)
+    );
+    let forever = with(&["log.retention.ms=-1", "log.retention.bytes=-1"]);
+    assert_eq!(forever.default_log_config().retention_ms, None);
+    assert_eq!(forever.default_log_config().retention_bytes, None);
+    assert_eq!(
+        with(&["log.retention.bytes=1000"])
+            .default_log_config()
+            .retention_bytes,
+        Some(1000)
+    );
+    assert_eq!(
+        with(&["log.roll.hours=1"]).default_log_config().segment_ms,
+        Some(3_600_000)
+    );
+    assert_eq!(
+        with(&["log.roll.hours=1", "log.roll.ms=10"])
+            .default_log_config()
+            .segment_ms,
+        Some(10)
+    );
+    let flush = with(&["log.flush.interval.ms=50"])
+        .default_log_config()
+        .flush;
+    assert_eq!((flush.messages, flush.interval_ms), (None, Some(50)));
+}
+
+#[test]
+fn cross_field_validation() {
+    let bad = |overrides: &[&str], needle: &str| {
+        let text = err_text(ConfigSources {
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        });
+        assert!(text.contains(needle), "{overrides:?}: {text}");
+    };
+    bad(
+        &["queued.max.request.bytes=1000"],
+        "queued.max.request.bytes",
+    );
+    // Storage limits: an index must hold at least one 8-byte entry... and at most i32.
+    bad(&["log.index.size.max.bytes=11"], "log.index.size.max.bytes");
+    let text = err_text(ConfigSources {
+        advertise: Some("0.0.0.0:9092".into()),
+        ..Default::default()
+    });
+    assert!(text.contains("advertise"), "{text}");
+    let text = err_text(ConfigSources {
+        listen: Some("nowhere".into()),
+        ..Default::default()
+    });
+    assert!(text.contains("--listen"), "{text}");
+    let text = err_text(ConfigSources {
+        env: env(&[("STROM_NODE_ID", "x")]),
+        ..Default::default()
+    });
+    assert!(text.contains("STROM_NODE_ID"), "{text}");
+}
+
+#[test]
+fn unknown_strom_env_vars_are_not_fatal() {
+    let c = load(ConfigSources {
+        env: env(&[("STROM_LOG_RETENTION_MSS", "1"), ("OTHER", "x")]),
+        ..Default::default()
+    })
+    .expect("loads");
+    assert_eq!(c, BrokerConfig::default());
+}

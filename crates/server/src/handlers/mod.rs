@@ -1,0 +1,95 @@
+//! The handler table: which Kafka APIs this broker serves, in which versions, and the
+//! function that serves each.
+//!
+//! [`HANDLERS`] is the single source of truth. The dispatcher looks requests up in it,
+//! and ApiVersions advertises exactly its entries (`crate::api_versions`), so adding a
+//! handler here is what makes clients use it, and an API without a handler can never be
+//! advertised.
+//!
+//! A handler is an `async` function from the decoded request to the response, given the
+//! [`Broker`] (the integration point with the coordinator). It does not see the
+//! connection, frames or headers beyond the request header, and it reports failures as
+//! `ServerError`; turning domain errors into Kafka error codes inside the response is
+//! each handler's job, at that edge.
+
+pub mod api_versions;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+use crate::error::Result;
+
+/// The future a handler returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<ResponseKind>> + Send>>;
+
+/// A handler: decoded request in, response out.
+pub type HandlerFn = fn(Arc<Broker>, RequestHeader, RequestKind) -> HandlerFuture;
+
+/// One served API.
+#[derive(Debug)]
+pub struct ApiHandler {
+    pub api: ApiKey,
+    /// Lowest version served. Must be one `kafka-protocol` can decode.
+    pub min_version: i16,
+    /// Highest version served. Must be one `kafka-protocol` can decode.
+    pub max_version: i16,
+    /// Lowest version advertised in ApiVersions; normally `min_version`. It is lower
+    /// only to keep a client from concluding the broker is too old: librdkafka reads
+    /// "Produce min version > 0" as "no idempotence/transactions support", so Kafka 4
+    /// advertises Produce from v0 even though it serves only v3+ (KAFKA-18659). Requests
+    /// between the two are refused like any unsupported version.
+    pub advertised_min_version: i16,
+    pub handle: HandlerFn,
+}
+
+impl ApiHandler {
+    /// Whether `version` is served.
+    pub fn serves(&self, version: i16) -> bool {
+        (self.min_version..=self.max_version).contains(&version)
+    }
+}
+
+/// Every API this broker serves. Keep sorted by API key.
+pub static HANDLERS: &[ApiHandler] = &[ApiHandler {
+    api: ApiKey::ApiVersions,
+    // v0-v4 is everything kafka-protocol 0.18 knows (Kafka 4.x also tops out at 4).
+    min_version: 0,
+    max_version: 4,
+    advertised_min_version: 0,
+    handle: api_versions::handle,
+}];
+
+/// The handler for `api`, if this broker serves it.
+pub fn find(api: ApiKey) -> Option<&'static ApiHandler> {
+    HANDLERS.iter().find(|h| h.api == api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent_with_the_codec() {
+        let mut previous = None;
+        for h in HANDLERS {
+            let codec = h.api.valid_versions();
+            assert!(
+                codec.min <= h.min_version && h.max_version <= codec.max,
+                "{:?}: v{}..=v{} not decodable (codec v{}..=v{})",
+                h.api,
+                h.min_version,
+                h.max_version,
+                codec.min,
+                codec.max
+            );
+            assert!(h.advertised_min_version <= h.min_version && h.min_version <= h.max_version);
+            let key = h.api as i16;
+            assert!(previous < Some(key), "unsorted or duplicate {:?}", h.api);
+            previous = Some(key);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The listener: binds, accepts connections, and shuts down gracefully.
+//!
+//! Shutdown, when the future given to [`Server::run`] completes:
+//! 1. stop accepting (the listening socket is closed);
+//! 2. tell every connection to stop reading new requests;
+//! 3. wait, at most `shutdown.timeout.ms`, for the requests already read to be answered
+//!    and for every handler task to finish;
+//! 4. abort the remaining connections and return, so the caller can flush and close the
+//!    logs. Without a timeout no handler is running any more; after one (logged as a
+//!    warning) handler tasks still running are left to the runtime, which drops them
+//!    when it shuts down.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::broker::Broker;
+use crate::budget::RequestBudget;
+use crate::config::BrokerConfig;
+use crate::connection;
+use crate::error::{Result, ServerError};
+
+/// Per-request limits, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `socket.request.max.bytes`.
+    pub max_frame: usize,
+    /// `non.produce.request.max.bytes` (never above `max_frame`).
+    pub non_produce_max: usize,
+    /// `connection.max.in.flight.requests`.
+    pub max_in_flight: usize,
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub broker: Arc<Broker>,
+    pub budget: RequestBudget,
+    pub limits: Limits,
+}
+
+/// Held by a task shutdown waits for; the task is finished when its token is dropped.
+#[derive(Debug, Clone)]
+pub struct TaskToken(#[allow(dead_code)] mpsc::Sender<()>);
+
+/// A bound, not yet running, Kafka listener.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// Cloned into every task shutdown must wait for (connections, handlers).
+    token: TaskToken,
+    /// The receiving end of the task tokens: `recv` returns `None` once all are dropped.
+    tasks_done: mpsc::Receiver<()>,
+    max_connections: usize,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// Binds the listener on `config.listen`.
+    ///
+    /// INTEGRATION POINT (issue 3, part 2): this will also take the coordinator and
+    /// put it in the [`Broker`] handlers see.
+    pub async fn bind(config: BrokerConfig) -> Result<Server> {
+        let listen = config.listen.clone();
+        let listener = TcpListener::bind((listen.host.as_str(), listen.port))
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: listen.to_string(),
+                source,
+            })?;
+        let local_addr = listener.local_addr()?;
+        let advertised = config.advertised(local_addr.port());
+        let max_frame = usize::try_from(config.socket_request_max_bytes).unwrap_or(0);
+        let limits = Limits {
+            max_frame,
+            non_produce_max: usize::try_from(config.non_produce_request_max_bytes)
+                .unwrap_or(0)
+                .min(max_frame),
+            max_in_flight: usize::try_from(config.connection_max_in_flight_requests)
+                .unwrap_or(1)
+                .max(1),
+        };
+        let (token_tx, tasks_done) = mpsc::channel(1);
+        let max_connections = usize::try_from(config.max_connections).unwrap_or(1).max(1);
+        let shutdown_timeout =
+            Duration::from_millis(u64::try_from(config.shutdown_timeout_ms).unwrap_or(0));
+        let budget = RequestBudget::new(config.request_memory_budget());
+        let shared = Arc::new(Shared {
+            broker: Arc::new(Broker::new(Arc::new(config), advertised)),
+            budget,
+            limits,
+        });
+        Ok(Server {
+            listener,
+            local_addr,
+            shared,
+            token: TaskToken(token_tx),
+            tasks_done,
+            max_connections,
+            shutdown_timeout,
+        })
+    }
+
+    /// The address actually bound (useful when `listen` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The broker state handlers see.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.shared.broker
+    }
+
+    /// Accepts and serves connections until `shutdown` completes, then shuts down as
+    /// described in the module docs.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let Server {
+            listener,
+            shared,
+            token,
+            mut tasks_done,
+            max_connections,
+            shutdown_timeout,
+            ..
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let connection_slots = Arc::new(Semaphore::new(max_connections));
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+
+        loop {
+            // At `max.connections`, stop accepting (as Kafka does): further clients wait
+            // in the listen backlog instead of being accepted and dropped.
+            let slot = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                slot = connection_slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break, // never closed
+                },
+            };
+            let accepted = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    // Kafka requests and responses are small and latency-bound.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        warn!(%peer, error = %e, "cannot set TCP_NODELAY");
+                    }
+                    let shared = shared.clone();
+                    let token = token.clone();
+                    let stop = stop_rx.clone();
+                    connections.spawn(async move {
+                        let _slot = slot;
+                        connection::serve(stream, peer, shared, stop, token).await;
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    if is_resource_exhaustion(&e) {
+                        // Retrying at once would spin; give connections time to close.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            while let Some(done) = connections.try_join_next() {
+                log_join(done);
+            }
+        }
+
+        drop(listener);
+        while let Some(done) = connections.try_join_next() {
+            log_join(done);
+        }
+        info!(
+            connections = connections.len(),
+            "shutting down: no longer accepting, finishing in-flight requests"
+        );
+        // Receivers that are gone have nothing to stop; ignore the error.
+        let _ = stop_tx.send(true);
+        // Our own token must go, or the wait below never ends.
+        drop(token);
+        let drained = tokio::time::timeout(shutdown_timeout, tasks_done.recv()).await;
+        if drained.is_err() {
+            warn!(
+                timeout_ms = shutdown_timeout.as_millis() as u64,
+                connections = connections.len(),
+                "shutdown timed out; aborting remaining connections"
+            );
+        }
+        connections.abort_all();
+        while let Some(done) = connections.join_next().await {
+            log_join(done);
+        }
+        info!("server stopped");
+        Ok(())
+    }
+}
+
+fn log_join(result: std::result::Result<(), tokio::task::JoinError>) {
+    match result {
+        Err(e) if e.is_panic() => error!(error = %e, "connection task panicked"),
+        _ => {}
+    }
+}
+
+/// Accept errors that mean "out of file descriptors or memory" rather than "this one
+/// connection failed".
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+#[cfg(test)]
+mod tests;

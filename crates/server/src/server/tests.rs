@@ -1,0 +1,148 @@
+//! In-process tests of the listener and connections: pipelining, backpressure limits,
+//! half-closed clients and graceful shutdown.
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::config::HostPort;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn start(config: BrokerConfig) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<Result<()>>) {
+    let config = BrokerConfig {
+        listen: HostPort::new("127.0.0.1", 0),
+        ..config
+    };
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addr();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let run = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    (addr, stop_tx, run)
+}
+
+fn request(version: i16, correlation_id: i32) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .encode(
+            &mut buf,
+            ApiKey::ApiVersions.request_header_version(version),
+        )
+        .expect("header");
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("strom-test"))
+        .with_client_software_version(StrBytes::from_static_str("1"))
+        .encode(&mut buf, version)
+        .expect("body");
+    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&buf);
+    out
+}
+
+async fn read_response(s: &mut TcpStream, version: i16) -> (i32, ApiVersionsResponse) {
+    let size = tokio::time::timeout(TIMEOUT, s.read_i32())
+        .await
+        .expect("in time")
+        .expect("size");
+    let mut body = vec![0u8; size as usize];
+    s.read_exact(&mut body).await.expect("body");
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, 0).expect("header");
+    let response = ApiVersionsResponse::decode(&mut body, version).expect("response");
+    assert!(!body.has_remaining());
+    (header.correlation_id, response)
+}
+
+async fn assert_eof(s: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(TIMEOUT, s.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "expected EOF");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_with_one_in_flight_slot() {
+    let config = BrokerConfig {
+        connection_max_in_flight_requests: 1,
+        ..BrokerConfig::default()
+    };
+    let (addr, stop, run) = start(config).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut wire = Vec::new();
+    for i in 0..50 {
+        wire.extend(request((i % 5) as i16, i));
+    }
+    s.write_all(&wire).await.expect("write");
+    for i in 0..50 {
+        let (correlation_id, response) = read_response(&mut s, (i % 5) as i16).await;
+        assert_eq!(correlation_id, i);
+        assert_eq!(response.error_code, 0);
+    }
+    drop(s);
+    let _ = stop.send(());
+    run.await.expect("join").expect("run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_closed_client_still_gets_its_responses() {
+    let (addr, stop, run) = start(BrokerConfig::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut wire = request(3, 1);
+    wire.extend(request(0, 2));
+    s.write_all(&wire).await.expect("write");
+    s.shutdown().await.expect("half close");
+    assert_eq!(read_response(&mut s, 3).await.0, 1);
+    assert_eq!(read_response(&mut s, 0).await.0, 2);
+    assert_eof(&mut s).await;
+    let _ = stop.send(());
+    run.await.expect("join").expect("run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_connections_and_stops_accepting() {
+    let (addr, stop, run) = start(BrokerConfig::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&request(3, 9)).await.expect("write");
+    assert_eq!(read_response(&mut s, 3).await.0, 9);
+    // The connection is idle but open; shutdown must not wait for the client.
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("run returns well before shutdown.timeout.ms")
+        .expect("join")
+        .expect("run");
+    assert_eof(&mut s).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "listener must be closed after run returns"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_failure_names_the_address() {
+    let (addr, stop, run) = start(BrokerConfig::default()).await;
+    let taken = BrokerConfig {
+        listen: HostPort::new("127.0.0.1", addr.port()),
+        ..BrokerConfig::default()
+    };
+    let err = Server::bind(taken).await.expect_err("port in use");
+    assert!(err.to_string().contains(&addr.port().to_string()), "{err}");
+    let _ = stop.send(());
+    run.await.expect("join").expect("run");
+}
