@@ -1,17 +1,21 @@
 //! `strom serve`: run the broker until SIGTERM or Ctrl-C.
 //!
-//! The broker currently serves only ApiVersions: the request handlers arrive with the
-//! coordinator (issue 3, part 2). See `strom_server::Broker` for the integration point.
+//! Start-up opens the data directory (recovering partition logs after a crash) before
+//! the listener is bound; shutdown stops accepting, lets in-flight requests finish,
+//! then closes every log cleanly so the next start needs no recovery.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use strom_server::config::load::{
     ENV_ADVERTISE, ENV_CONFIG, ENV_DATA_DIR, ENV_LISTEN, ENV_NODE_ID,
 };
+use strom_coordinator::Coordinator;
 use strom_server::{BrokerConfig, ConfigSources, Server};
+use strom_storage::SystemClock;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -70,7 +74,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // that signals as soon as it sees the log line gets a clean shutdown.
         let shutdown = shutdown_signal()?;
         let data_dir = config.data_dir.clone();
-        let server = Server::bind(config).await?;
+        let settings = config.broker_settings();
+        let coordinator = tokio::task::spawn_blocking(move || {
+            Coordinator::open(settings, Arc::new(SystemClock))
+        })
+        .await
+        .context("opening the data directory panicked")?
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+        let coordinator = Arc::new(coordinator);
+        let server = Server::bind(config, coordinator.clone()).await?;
         info!(
             address = %server.local_addr(),
             advertised = %server.broker().advertised(),
@@ -79,8 +91,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "strom listening"
         );
         server.run(shutdown).await?;
-        // INTEGRATION POINT (issue 3, part 2): flush and close the partition logs here;
-        // `run` has returned, so no handler is still writing to them.
+        // `run` has returned, so no handler is still writing to the logs.
+        tokio::task::spawn_blocking(move || coordinator.shutdown())
+            .await
+            .context("closing the logs panicked")?
+            .context("closing the logs")?;
         info!("strom stopped");
         anyhow::Ok(())
     })

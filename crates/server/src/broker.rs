@@ -5,13 +5,12 @@
 //! reach sockets, frames or the connection: they turn a decoded request into a response
 //! using the broker's state.
 //!
-//! INTEGRATION POINT (issue 3, part 2): the coordinator (`strom-coordinator`, being
-//! written now) becomes a field here, passed in through [`crate::Server::bind`], and the
-//! Metadata/Produce/Fetch/... handlers call it through `broker.coordinator()`. Until then
-//! the broker holds only its configuration and identity, and the only handler is
-//! ApiVersions.
+//! The broker's state and logic live in the coordinator (`strom-coordinator`), passed in
+//! through [`crate::Server::bind`]; handlers reach it with [`Broker::coordinator`].
 
 use std::sync::Arc;
+
+use strom_coordinator::Coordinator;
 
 use crate::config::{BrokerConfig, HostPort};
 
@@ -20,13 +19,23 @@ use crate::config::{BrokerConfig, HostPort};
 pub struct Broker {
     config: Arc<BrokerConfig>,
     advertised: HostPort,
+    coordinator: Arc<Coordinator>,
 }
 
 impl Broker {
     /// `advertised` is the address clients should connect to (resolved after binding,
     /// see [`BrokerConfig::advertised`]).
-    pub fn new(config: Arc<BrokerConfig>, advertised: HostPort) -> Self {
-        Broker { config, advertised }
+    pub fn new(config: Arc<BrokerConfig>, advertised: HostPort, coordinator: Arc<Coordinator>) -> Self {
+        Broker {
+            config,
+            advertised,
+            coordinator,
+        }
+    }
+
+    /// Topics, partitions, producer state: everything the handlers act on.
+    pub fn coordinator(&self) -> &Arc<Coordinator> {
+        &self.coordinator
     }
 
     /// The configuration the broker runs with.

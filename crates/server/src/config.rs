@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use strom_storage::config::{
     DEFAULT_INDEX_INTERVAL_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_INDEX_BYTES,
 };
+use strom_coordinator::{BrokerSettings, TopicDefaults};
 use strom_storage::{FlushPolicy, LogConfig};
 
 use crate::error::{Result, ServerError};
@@ -177,6 +178,22 @@ impl BrokerConfig {
                 self.log_flush_interval_messages,
                 self.log_flush_interval_ms.unwrap_or(i64::MAX),
             ),
+        }
+    }
+
+    /// What the coordinator needs to know: identity, data directory, topic defaults.
+    pub fn broker_settings(&self) -> BrokerSettings {
+        BrokerSettings {
+            data_dir: self.data_dir.clone(),
+            node_id: self.node_id,
+            defaults: TopicDefaults {
+                log: self.default_log_config(),
+                max_message_bytes: u64::try_from(self.message_max_bytes).unwrap_or(0),
+                min_insync_replicas: 1,
+            },
+            num_partitions: self.num_partitions,
+            default_replication_factor: self.default_replication_factor,
+            auto_create_topics: self.auto_create_topics_enable,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod error;
 pub mod frame;
 pub mod handlers;
+pub mod maintenance;
 pub mod mmap_alloc;
 pub mod request;
 mod server;
@@ -31,6 +32,9 @@ pub use config::{BrokerConfig, ConfigSources, HostPort};
 pub use error::{Result, ServerError};
 pub use mmap_alloc::MmapAlloc;
 pub use server::Server;
+
+#[cfg(test)]
+pub(crate) mod test_support;
 
 // The unit tests feed hostile bytes to the decoders (see `dispatch`), which needs the
 // same allocator the binary installs.

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strom_coordinator::Coordinator;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -25,6 +26,7 @@ use crate::broker::Broker;
 use crate::budget::RequestBudget;
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::maintenance;
 use crate::error::{Result, ServerError};
 
 /// Per-request limits, from the configuration.
@@ -65,11 +67,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener on `config.listen`.
-    ///
-    /// INTEGRATION POINT (issue 3, part 2): this will also take the coordinator and
-    /// put it in the [`Broker`] handlers see.
-    pub async fn bind(config: BrokerConfig) -> Result<Server> {
+    /// Binds the listener on `config.listen`; handlers act on `coordinator`.
+    pub async fn bind(config: BrokerConfig, coordinator: Arc<Coordinator>) -> Result<Server> {
         let listen = config.listen.clone();
         let listener = TcpListener::bind((listen.host.as_str(), listen.port))
             .await
@@ -95,7 +94,7 @@ impl Server {
             Duration::from_millis(u64::try_from(config.shutdown_timeout_ms).unwrap_or(0));
         let budget = RequestBudget::new(config.request_memory_budget());
         let shared = Arc::new(Shared {
-            broker: Arc::new(Broker::new(Arc::new(config), advertised)),
+            broker: Arc::new(Broker::new(Arc::new(config), advertised, coordinator)),
             budget,
             limits,
         });
@@ -133,6 +132,14 @@ impl Server {
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let retention_check = Duration::from_millis(
+            u64::try_from(shared.broker.config().log_retention_check_interval_ms).unwrap_or(1),
+        );
+        let upkeep = maintenance::spawn(
+            shared.broker.coordinator().clone(),
+            retention_check,
+            stop_rx.clone(),
+        );
         let connection_slots = Arc::new(Semaphore::new(max_connections));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
@@ -203,6 +210,11 @@ impl Server {
         connections.abort_all();
         while let Some(done) = connections.join_next().await {
             log_join(done);
+        }
+        for task in upkeep {
+            if let Err(e) = task.await {
+                error!(error = %e, "log maintenance task failed");
+            }
         }
         info!("server stopped");
         Ok(())

@@ -68,13 +68,9 @@ mod tests {
     use kafka_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::config::{BrokerConfig, HostPort};
 
     fn broker() -> Arc<Broker> {
-        Arc::new(Broker::new(
-            Arc::new(BrokerConfig::default()),
-            HostPort::new("localhost", 9092),
-        ))
+        crate::test_support::broker().broker
     }
 
     async fn call(version: i16, name: &'static str, sw_version: &'static str) -> ResponseKind {

@@ -13,6 +13,7 @@
 //! each handler's job, at that edge.
 
 pub mod api_versions;
+pub mod errors;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -23,12 +23,19 @@ async fn start(config: BrokerConfig) -> (SocketAddr, oneshot::Sender<()>, JoinHa
         listen: HostPort::new("127.0.0.1", 0),
         ..config
     };
-    let server = Server::bind(config).await.expect("bind");
+    let (dir, coordinator) = crate::test_support::coordinator();
+    let server = Server::bind(config, coordinator).await.expect("bind");
     let addr = server.local_addr();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let run = tokio::spawn(server.run(async {
-        let _ = stop_rx.await;
-    }));
+    let run = tokio::spawn(async move {
+        // The data directory lives as long as the server.
+        let _dir = dir;
+        server
+            .run(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
     (addr, stop_tx, run)
 }
 
@@ -141,7 +148,10 @@ async fn bind_failure_names_the_address() {
         listen: HostPort::new("127.0.0.1", addr.port()),
         ..BrokerConfig::default()
     };
-    let err = Server::bind(taken).await.expect_err("port in use");
+    let (_dir, coordinator) = crate::test_support::coordinator();
+    let err = Server::bind(taken, coordinator)
+        .await
+        .expect_err("port in use");
     assert!(err.to_string().contains(&addr.port().to_string()), "{err}");
     let _ = stop.send(());
     run.await.expect("join").expect("run");

@@ -1,0 +1,89 @@
+//! The protocol edge for errors: coordinator and storage errors become Kafka error
+//! codes here, and nowhere else.
+
+use kafka_protocol::ResponseError;
+use strom_coordinator::CoordinatorError;
+use strom_storage::{BatchError, StorageError};
+
+/// The Kafka error for a failed coordinator call.
+pub fn response_error(e: &CoordinatorError) -> ResponseError {
+    use CoordinatorError as C;
+    match e {
+        C::Storage(s) => storage_error(s),
+        C::UnknownTopicOrPartition { .. } | C::UnknownTopic(_) => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        C::UnknownTopicId(_) => ResponseError::UnknownTopicId,
+        C::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        C::InvalidTopic { .. } => ResponseError::InvalidTopicException,
+        C::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        C::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        C::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        C::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        C::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        C::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        C::Io { .. } | C::Corrupt { .. } => ResponseError::KafkaStorageError,
+    }
+}
+
+/// The Kafka error for a failed storage call.
+pub fn storage_error(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::InvalidBatch { source, .. } => match source {
+            // Magic 0/1 message sets are refused, not converted (see README).
+            BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+            BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+            BatchError::Truncated { .. }
+            | BatchError::InvalidLength(_)
+            | BatchError::CrcMismatch { .. }
+            | BatchError::InvalidLastOffsetDelta(_) => ResponseError::CorruptMessage,
+        },
+        StorageError::EmptyAppend => ResponseError::InvalidRecord,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        StorageError::Io { .. } | StorageError::LogOffline { .. } | StorageError::Corrupt { .. } => {
+            ResponseError::KafkaStorageError
+        }
+    }
+}
+
+/// `(error_code, error_message)` for a response: the code, and the error's own words
+/// (which name the topic, offset or setting involved).
+pub fn code_and_message(e: &CoordinatorError) -> (i16, Option<String>) {
+    (response_error(e).code(), Some(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_kafka() {
+        let corrupt = CoordinatorError::Storage(StorageError::InvalidBatch {
+            position: 0,
+            source: BatchError::CrcMismatch { stored: 1, computed: 2 },
+        });
+        assert_eq!(response_error(&corrupt).code(), 2);
+        let old = CoordinatorError::Storage(StorageError::InvalidBatch {
+            position: 0,
+            source: BatchError::UnsupportedMagic(1),
+        });
+        assert_eq!(response_error(&old).code(), 43);
+        let gap = CoordinatorError::OutOfOrderSequence {
+            producer_id: 1,
+            first_sequence: 5,
+            expected: 3,
+        };
+        assert_eq!(response_error(&gap).code(), 45);
+        assert_eq!(
+            response_error(&CoordinatorError::UnknownTopic("t".into())).code(),
+            3
+        );
+        let disk = CoordinatorError::Storage(StorageError::LogOffline {
+            dir: "d".into(),
+            operation: "fsync",
+            cause: "EIO".into(),
+        });
+        assert_eq!(response_error(&disk).code(), 56);
+    }
+}
