@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use strom_coordinator::Coordinator;
 use strom_server::config::load::{
     ENV_ADVERTISE, ENV_CONFIG, ENV_DATA_DIR, ENV_LISTEN, ENV_NODE_ID,
 };
-use strom_coordinator::Coordinator;
 use strom_server::{BrokerConfig, ConfigSources, Server};
 use strom_storage::SystemClock;
 use tracing::info;
@@ -75,12 +75,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let shutdown = shutdown_signal()?;
         let data_dir = config.data_dir.clone();
         let settings = config.broker_settings();
-        let coordinator = tokio::task::spawn_blocking(move || {
-            Coordinator::open(settings, Arc::new(SystemClock))
-        })
-        .await
-        .context("opening the data directory panicked")?
-        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+        let coordinator =
+            tokio::task::spawn_blocking(move || Coordinator::open(settings, Arc::new(SystemClock)))
+                .await
+                .context("opening the data directory panicked")?
+                .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
         let coordinator = Arc::new(coordinator);
         let server = Server::bind(config, coordinator.clone()).await?;
         info!(

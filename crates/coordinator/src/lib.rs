@@ -24,4 +24,6 @@ pub use cluster_meta::ClusterMeta;
 pub use error::{CoordinatorError, Result};
 pub use partition::{AppendOutcome, FetchedRecords, Partition};
 pub use topic::{Topic, TopicRecord, validate_name};
-pub use topic_config::{AlterOp, ConfigEntry, ConfigSource, TopicConfig, TopicDefaults};
+pub use topic_config::{
+    AlterOp, ConfigEntry, ConfigSource, ConfigType, TopicConfig, TopicDefaults,
+};

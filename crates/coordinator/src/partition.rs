@@ -235,11 +235,26 @@ impl Partition {
     }
 
     /// Whole batches from the one holding `offset`, at most about `max_bytes` (at least
-    /// one batch), only below the high watermark.
+    /// one batch, unless `max_bytes` is 0: then only the offsets are checked and
+    /// returned), only below the high watermark.
     pub fn fetch(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
         let high_watermark = *self.high_watermark.borrow();
         self.with_state(|state| {
-            let records = state.log.read_up_to(offset, max_bytes, high_watermark)?;
+            let records = if max_bytes == 0 {
+                let (start, end) = (state.log.log_start_offset(), state.log.log_end_offset());
+                if offset < start || offset > end {
+                    return Err(CoordinatorError::Storage(
+                        strom_storage::StorageError::OffsetOutOfRange {
+                            offset,
+                            log_start: start,
+                            log_end: end,
+                        },
+                    ));
+                }
+                Bytes::new()
+            } else {
+                state.log.read_up_to(offset, max_bytes, high_watermark)?
+            };
             Ok(FetchedRecords {
                 records,
                 high_watermark,

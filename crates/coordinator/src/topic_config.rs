@@ -47,8 +47,21 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// A comma-separated list of the given values.
     ListOf(&'static [&'static str]),
-    /// Free text (replica lists and such).
-    Text,
+    /// A comma-separated list of free-form items (the throttled-replica lists).
+    FreeList,
+}
+
+impl Kind {
+    fn config_type(self) -> ConfigType {
+        match self {
+            Kind::Long { .. } => ConfigType::Long,
+            Kind::Int { .. } => ConfigType::Int,
+            Kind::Bool => ConfigType::Boolean,
+            Kind::Double => ConfigType::Double,
+            Kind::OneOf(_) => ConfigType::String,
+            Kind::ListOf(_) | Kind::FreeList => ConfigType::List,
+        }
+    }
 }
 
 /// Every topic config Strom knows, with its check and a fixed default for those not
@@ -68,9 +81,13 @@ const CONFIGS: &[(&str, Kind, &str)] = &[
     ("file.delete.delay.ms", Kind::Long { min: 0 }, "60000"),
     ("flush.messages", Kind::Long { min: 1 }, ""),
     ("flush.ms", Kind::Long { min: 0 }, ""),
-    ("follower.replication.throttled.replicas", Kind::Text, ""),
+    (
+        "follower.replication.throttled.replicas",
+        Kind::FreeList,
+        "",
+    ),
     ("index.interval.bytes", Kind::Int { min: 0 }, ""),
-    ("leader.replication.throttled.replicas", Kind::Text, ""),
+    ("leader.replication.throttled.replicas", Kind::FreeList, ""),
     (
         "max.compaction.lag.ms",
         Kind::Long { min: 1 },
@@ -139,11 +156,25 @@ pub enum ConfigSource {
     Default,
 }
 
+/// A config's data type, as Kafka's `ConfigDef.Type` names it (DescribeConfigs reports
+/// it so tools can show and validate values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
     pub name: &'static str,
     pub value: String,
     pub source: ConfigSource,
+    pub config_type: ConfigType,
 }
 
 fn kind_of(name: &str) -> Option<(&'static str, Kind, &'static str)> {
@@ -194,7 +225,7 @@ pub fn validate(name: &str, value: &str) -> Result<()> {
                 return Err(invalid(format!("{value:?} is not a list of {allowed:?}")));
             }
         }
-        Kind::Text => {}
+        Kind::FreeList => {}
     }
     Ok(())
 }
@@ -301,25 +332,19 @@ impl TopicConfig {
     pub fn describe(&self, defaults: &TopicDefaults) -> Vec<ConfigEntry> {
         CONFIGS
             .iter()
-            .map(|(name, _, fixed)| {
-                if let Some(v) = self.overrides.get(*name) {
-                    ConfigEntry {
-                        name,
-                        value: v.clone(),
-                        source: ConfigSource::Topic,
-                    }
+            .map(|(name, kind, fixed)| {
+                let (value, source) = if let Some(v) = self.overrides.get(*name) {
+                    (v.clone(), ConfigSource::Topic)
                 } else if let Some(v) = broker_value(name, defaults) {
-                    ConfigEntry {
-                        name,
-                        value: v,
-                        source: ConfigSource::Broker,
-                    }
+                    (v, ConfigSource::Broker)
                 } else {
-                    ConfigEntry {
-                        name,
-                        value: fixed.to_string(),
-                        source: ConfigSource::Default,
-                    }
+                    (fixed.to_string(), ConfigSource::Default)
+                };
+                ConfigEntry {
+                    name,
+                    value,
+                    source,
+                    config_type: kind.config_type(),
                 }
             })
             .collect()
@@ -461,6 +486,19 @@ mod tests {
         assert_eq!(find("retention.bytes").value, "-1");
         assert_eq!(find("retention.bytes").source, ConfigSource::Broker);
         assert_eq!(find("cleanup.policy").source, ConfigSource::Default);
+        assert_eq!(find("cleanup.policy").config_type, ConfigType::List);
+        assert_eq!(find("segment.bytes").config_type, ConfigType::Int);
+        assert_eq!(find("retention.ms").config_type, ConfigType::Long);
+        assert_eq!(find("preallocate").config_type, ConfigType::Boolean);
+        assert_eq!(
+            find("min.cleanable.dirty.ratio").config_type,
+            ConfigType::Double
+        );
+        assert_eq!(find("compression.type").config_type, ConfigType::String);
+        assert_eq!(
+            find("leader.replication.throttled.replicas").config_type,
+            ConfigType::List
+        );
         assert_eq!(described.len(), CONFIGS.len());
     }
 

@@ -25,7 +25,11 @@ pub struct Broker {
 impl Broker {
     /// `advertised` is the address clients should connect to (resolved after binding,
     /// see [`BrokerConfig::advertised`]).
-    pub fn new(config: Arc<BrokerConfig>, advertised: HostPort, coordinator: Arc<Coordinator>) -> Self {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        advertised: HostPort,
+        coordinator: Arc<Coordinator>,
+    ) -> Self {
         Broker {
             config,
             advertised,

@@ -20,10 +20,10 @@ mod tests;
 
 use std::path::PathBuf;
 
+use strom_coordinator::{BrokerSettings, ConfigType, TopicDefaults};
 use strom_storage::config::{
     DEFAULT_INDEX_INTERVAL_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_INDEX_BYTES,
 };
-use strom_coordinator::{BrokerSettings, TopicDefaults};
 use strom_storage::{FlushPolicy, LogConfig};
 
 use crate::error::{Result, ServerError};
@@ -98,6 +98,18 @@ pub struct BrokerConfig {
     pub connection_max_in_flight_requests: i32,
     /// Strom-only `shutdown.timeout.ms`: how long shutdown waits for in-flight requests.
     pub shutdown_timeout_ms: i64,
+}
+
+/// One broker property as DescribeConfigs reports it: its Kafka name, its value (`None`
+/// for an unset optional property, as Kafka reports it) and whether that is the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyValue {
+    pub name: &'static str,
+    pub value: Option<String>,
+    /// The value equals the default (a property explicitly set to its default value
+    /// counts as default: the configuration does not record where values came from).
+    pub is_default: bool,
+    pub config_type: ConfigType,
 }
 
 /// Default `queued.max.request.bytes`.
@@ -195,6 +207,125 @@ impl BrokerConfig {
             default_replication_factor: self.default_replication_factor,
             auto_create_topics: self.auto_create_topics_enable,
         }
+    }
+
+    /// Every Kafka broker property this configuration holds, with its value, by name:
+    /// what DescribeConfigs reports for the broker. Strom's own settings appear under
+    /// their Kafka counterparts (`node.id`, `log.dirs`, `listeners`,
+    /// `advertised.listeners`).
+    pub fn kafka_properties(&self) -> Vec<PropertyValue> {
+        let defaults = BrokerConfig::default().property_values();
+        let mut all: Vec<PropertyValue> = self
+            .property_values()
+            .into_iter()
+            .zip(defaults)
+            .map(
+                |((name, config_type, value), (_, _, default))| PropertyValue {
+                    name,
+                    is_default: value == default,
+                    value,
+                    config_type,
+                },
+            )
+            .collect();
+        all.sort_by_key(|p| p.name);
+        all
+    }
+
+    /// `(name, type, value)` of every property, in a fixed order.
+    fn property_values(&self) -> Vec<(&'static str, ConfigType, Option<String>)> {
+        use ConfigType::{Boolean, Int, Long, String as Str};
+        fn some(v: impl ToString) -> Option<String> {
+            Some(v.to_string())
+        }
+        vec![
+            ("node.id", Int, some(self.node_id)),
+            ("log.dirs", Str, some(self.data_dir.display())),
+            (
+                "listeners",
+                Str,
+                some(format!("PLAINTEXT://{}", self.listen)),
+            ),
+            (
+                "advertised.listeners",
+                Str,
+                self.advertise.as_ref().map(|a| format!("PLAINTEXT://{a}")),
+            ),
+            ("num.partitions", Int, some(self.num_partitions)),
+            (
+                "default.replication.factor",
+                Int,
+                some(self.default_replication_factor),
+            ),
+            (
+                "auto.create.topics.enable",
+                Boolean,
+                some(self.auto_create_topics_enable),
+            ),
+            ("message.max.bytes", Int, some(self.message_max_bytes)),
+            (
+                "socket.request.max.bytes",
+                Int,
+                some(self.socket_request_max_bytes),
+            ),
+            ("log.segment.bytes", Int, some(self.log_segment_bytes)),
+            ("log.roll.ms", Long, self.log_roll_ms.map(|v| v.to_string())),
+            ("log.roll.hours", Int, some(self.log_roll_hours)),
+            (
+                "log.retention.ms",
+                Long,
+                self.log_retention_ms.map(|v| v.to_string()),
+            ),
+            (
+                "log.retention.minutes",
+                Int,
+                self.log_retention_minutes.map(|v| v.to_string()),
+            ),
+            ("log.retention.hours", Int, some(self.log_retention_hours)),
+            ("log.retention.bytes", Long, some(self.log_retention_bytes)),
+            (
+                "log.index.interval.bytes",
+                Int,
+                some(self.log_index_interval_bytes),
+            ),
+            (
+                "log.index.size.max.bytes",
+                Int,
+                some(self.log_index_size_max_bytes),
+            ),
+            (
+                "log.flush.interval.messages",
+                Long,
+                some(self.log_flush_interval_messages),
+            ),
+            (
+                "log.flush.interval.ms",
+                Long,
+                self.log_flush_interval_ms.map(|v| v.to_string()),
+            ),
+            (
+                "log.retention.check.interval.ms",
+                Long,
+                some(self.log_retention_check_interval_ms),
+            ),
+            ("max.connections", Int, some(self.max_connections)),
+            (
+                "queued.max.request.bytes",
+                Long,
+                some(self.queued_max_request_bytes),
+            ),
+            (
+                "non.produce.request.max.bytes",
+                Int,
+                some(self.non_produce_request_max_bytes),
+            ),
+            (
+                "connection.max.in.flight.requests",
+                Int,
+                some(self.connection_max_in_flight_requests),
+            ),
+            ("shutdown.timeout.ms", Long, some(self.shutdown_timeout_ms)),
+        ]
     }
 
     /// `queued.max.request.bytes` as a byte count; `None` = unbounded.

@@ -244,6 +244,9 @@ async fn write_responses(
                 break;
             }
         };
+        if frame.is_empty() {
+            continue; // acks=0: nothing to send
+        }
         if let Err(e) = write_half.write_all(&frame).await {
             debug!(%peer, error = %e, "write failed");
             break;

@@ -79,7 +79,8 @@ pub fn route(api: ApiKey, header: &RequestHeader, mut body: Bytes) -> Result<Rou
     Ok(Route::Handle { handler, request })
 }
 
-/// Runs a handler and encodes its response as a frame.
+/// Runs a handler and encodes its response as a frame. An empty frame means "send
+/// nothing": the answer to a Produce with acks=0.
 pub async fn run(
     handler: &'static ApiHandler,
     broker: Arc<Broker>,
@@ -88,7 +89,21 @@ pub async fn run(
 ) -> Result<Bytes> {
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
+    let no_response = matches!(&*request, RequestKind::Produce(p) if p.acks == 0);
     let response = (handler.handle)(broker, header, *request).await?;
+    if no_response {
+        return match &response {
+            // The client hears of a failure only by the connection closing (Kafka's rule).
+            ResponseKind::Produce(p) if handlers::produce::has_errors(p) => {
+                Err(ServerError::HandlerFailed {
+                    api: ApiKey::Produce,
+                    reason: "acks=0 produce failed; closing the connection to tell the client"
+                        .into(),
+                })
+            }
+            _ => Ok(Bytes::new()),
+        };
+    }
     encode_response(handler.api, version, correlation_id, &response)
 }
 
@@ -177,12 +192,12 @@ mod tests {
 
     #[test]
     fn unserved_api_is_decoded_then_refused() {
-        // Metadata v1 with an empty topic array: well-formed, but not served yet.
+        // DescribeLogDirs v1 with an empty topic array: well-formed, but not served.
         let mut body = BytesMut::new();
         body.put_i32(0);
         let res = route(
-            ApiKey::Metadata,
-            &header(ApiKey::Metadata, 1),
+            ApiKey::DescribeLogDirs,
+            &header(ApiKey::DescribeLogDirs, 1),
             body.freeze(),
         );
         assert!(
@@ -190,15 +205,19 @@ mod tests {
             "{res:?}"
         );
         // Truncated: the decode error is what gets reported.
-        let res = route(ApiKey::Metadata, &header(ApiKey::Metadata, 1), Bytes::new());
+        let res = route(
+            ApiKey::DescribeLogDirs,
+            &header(ApiKey::DescribeLogDirs, 1),
+            Bytes::new(),
+        );
         assert!(
             matches!(res, Err(ServerError::MalformedRequest { .. })),
             "{res:?}"
         );
         // A version the codec does not know is refused without decoding.
         let res = route(
-            ApiKey::Metadata,
-            &header(ApiKey::Metadata, 999),
+            ApiKey::DescribeLogDirs,
+            &header(ApiKey::DescribeLogDirs, 999),
             Bytes::new(),
         );
         assert!(

@@ -41,7 +41,10 @@ pub fn spawn(
         })
     };
     vec![
-        every(retention_interval.max(Duration::from_millis(1)), Coordinator::apply_retention),
+        every(
+            retention_interval.max(Duration::from_millis(1)),
+            Coordinator::apply_retention,
+        ),
         every(FLUSH_CHECK_INTERVAL, Coordinator::flush_due),
     ]
 }

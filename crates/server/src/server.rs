@@ -26,8 +26,8 @@ use crate::broker::Broker;
 use crate::budget::RequestBudget;
 use crate::config::BrokerConfig;
 use crate::connection;
-use crate::maintenance;
 use crate::error::{Result, ServerError};
+use crate::maintenance;
 
 /// Per-request limits, from the configuration.
 #[derive(Debug, Clone, Copy)]

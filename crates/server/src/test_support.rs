@@ -48,3 +48,25 @@ pub fn broker_with(config: BrokerConfig) -> TestBroker {
         _dir: dir,
     }
 }
+
+/// Encodes a response body in `version` and decodes it back: proves the response
+/// encodes in that version, and gives what a client of that version reads (fields the
+/// version lacks come back as their defaults).
+pub fn round_trip<R>(response: &R, version: i16) -> R
+where
+    R: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::Decodable,
+{
+    let mut buf = bytes::BytesMut::new();
+    response
+        .encode(&mut buf, version)
+        .unwrap_or_else(|e| panic!("encoding v{version}: {e:#}"));
+    let mut bytes = buf.freeze();
+    let decoded =
+        R::decode(&mut bytes, version).unwrap_or_else(|e| panic!("decoding v{version}: {e:#}"));
+    assert!(
+        bytes.is_empty(),
+        "v{version}: {} bytes left over",
+        bytes.len()
+    );
+    decoded
+}

@@ -57,6 +57,11 @@ impl MappedFile {
                 .map_mut(&self.file)
         }
         .ctx("mapping", &self.path)?;
+        // Index access is a binary search plus appends at the end: without this hint the
+        // first touch of a fresh preallocated index makes the kernel read ahead (and
+        // zero-fill) megabytes, several milliseconds per new segment.
+        map.advise(memmap2::Advice::Random)
+            .ctx("madvise of", &self.path)?;
         self.map = Some(map);
         Ok(())
     }

@@ -21,8 +21,11 @@ use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
 
-/// Bytes read per `pread` while walking batch headers.
-const HEADER_SCAN_CHUNK: usize = 64 * 1024;
+/// Bytes read by the first `pread` while walking batch headers: a lookup starts at an
+/// index entry and usually ends within `index.interval.bytes` (4 KiB by default); longer
+/// walks double the chunk up to [`HEADER_SCAN_MAX_CHUNK`].
+const HEADER_SCAN_CHUNK: usize = 8 * 1024;
+const HEADER_SCAN_MAX_CHUNK: usize = 1024 * 1024;
 
 pub(crate) fn file_name(base_offset: u64, suffix: &str) -> String {
     format!("{base_offset:020}.{suffix}")
@@ -322,6 +325,13 @@ impl LogSegment {
                 at += header.total_size();
             }
             pos += at as u64;
+            if pos < self.size {
+                let want = (chunk.len() * 2)
+                    .min(HEADER_SCAN_MAX_CHUNK)
+                    .min((self.size - pos) as usize)
+                    .max(HEADER_SIZE);
+                chunk.resize(want, 0);
+            }
         }
         Ok(())
     }

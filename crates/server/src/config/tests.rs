@@ -320,3 +320,49 @@ fn unknown_strom_env_vars_are_not_fatal() {
     .expect("loads");
     assert_eq!(c, BrokerConfig::default());
 }
+
+#[test]
+fn kafka_properties_cover_every_property_and_flag_defaults() {
+    let defaults = BrokerConfig::default().kafka_properties();
+    for p in properties::PROPERTIES {
+        assert!(
+            defaults.iter().any(|d| d.name == p.name),
+            "{} missing from kafka_properties",
+            p.name
+        );
+    }
+    assert!(defaults.iter().all(|p| p.is_default), "{defaults:?}");
+    let find = |all: &[PropertyValue], name: &str| {
+        all.iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    assert_eq!(find(&defaults, "log.retention.ms").value, None);
+    assert_eq!(
+        find(&defaults, "log.retention.hours").value.as_deref(),
+        Some("168")
+    );
+    assert_eq!(
+        find(&defaults, "node.id").config_type,
+        strom_coordinator::ConfigType::Int
+    );
+
+    let c = load(ConfigSources {
+        overrides: vec!["log.retention.ms=1000".into(), "num.partitions=3".into()],
+        node_id: Some(7),
+        ..Default::default()
+    })
+    .expect("loads");
+    let all = c.kafka_properties();
+    assert_eq!(all.len(), defaults.len());
+    let retention = find(&all, "log.retention.ms");
+    assert_eq!(retention.value.as_deref(), Some("1000"));
+    assert!(!retention.is_default);
+    assert!(!find(&all, "num.partitions").is_default);
+    assert_eq!(find(&all, "node.id").value.as_deref(), Some("7"));
+    assert!(find(&all, "log.retention.hours").is_default);
+    let mut names: Vec<_> = all.iter().map(|p| p.name).collect();
+    names.dedup();
+    assert_eq!(names.len(), all.len(), "sorted and unique");
+}

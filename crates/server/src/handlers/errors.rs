@@ -41,9 +41,9 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::EmptyAppend => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        StorageError::Io { .. } | StorageError::LogOffline { .. } | StorageError::Corrupt { .. } => {
-            ResponseError::KafkaStorageError
-        }
+        StorageError::Io { .. }
+        | StorageError::LogOffline { .. }
+        | StorageError::Corrupt { .. } => ResponseError::KafkaStorageError,
     }
 }
 
@@ -61,7 +61,10 @@ mod tests {
     fn codes_match_kafka() {
         let corrupt = CoordinatorError::Storage(StorageError::InvalidBatch {
             position: 0,
-            source: BatchError::CrcMismatch { stored: 1, computed: 2 },
+            source: BatchError::CrcMismatch {
+                stored: 1,
+                computed: 2,
+            },
         });
         assert_eq!(response_error(&corrupt).code(), 2);
         let old = CoordinatorError::Storage(StorageError::InvalidBatch {

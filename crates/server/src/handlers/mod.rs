@@ -13,7 +13,16 @@
 //! each handler's job, at that edge.
 
 pub mod api_versions;
+pub mod blocking;
+pub mod configs;
+pub mod create_topics;
+pub mod delete_topics;
 pub mod errors;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,14 +64,52 @@ impl ApiHandler {
 }
 
 /// Every API this broker serves. Keep sorted by API key.
-pub static HANDLERS: &[ApiHandler] = &[ApiHandler {
-    api: ApiKey::ApiVersions,
-    // v0-v4 is everything kafka-protocol 0.18 knows (Kafka 4.x also tops out at 4).
-    min_version: 0,
-    max_version: 4,
-    advertised_min_version: 0,
-    handle: api_versions::handle,
-}];
+pub static HANDLERS: &[ApiHandler] = &[
+    ApiHandler {
+        api: ApiKey::Produce,
+        min_version: 3,
+        max_version: 12,
+        // See `advertised_min_version`: librdkafka needs to see Produce from v0.
+        advertised_min_version: 0,
+        handle: produce::handle,
+    },
+    ApiHandler {
+        api: ApiKey::Fetch,
+        min_version: 4,
+        max_version: 17,
+        advertised_min_version: 4,
+        handle: fetch::handle,
+    },
+    ApiHandler {
+        api: ApiKey::ListOffsets,
+        min_version: 1,
+        max_version: 9,
+        advertised_min_version: 1,
+        handle: list_offsets::handle,
+    },
+    ApiHandler {
+        api: ApiKey::Metadata,
+        min_version: 0,
+        max_version: 12,
+        advertised_min_version: 0,
+        handle: metadata::handle,
+    },
+    ApiHandler {
+        api: ApiKey::ApiVersions,
+        // v0-v4 is everything kafka-protocol 0.18 knows (Kafka 4.x also tops out at 4).
+        min_version: 0,
+        max_version: 4,
+        advertised_min_version: 0,
+        handle: api_versions::handle,
+    },
+    ApiHandler {
+        api: ApiKey::OffsetForLeaderEpoch,
+        min_version: 2,
+        max_version: 4,
+        advertised_min_version: 2,
+        handle: offset_for_leader_epoch::handle,
+    },
+];
 
 /// The handler for `api`, if this broker serves it.
 pub fn find(api: ApiKey) -> Option<&'static ApiHandler> {
