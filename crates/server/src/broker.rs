@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use strom_coordinator::Coordinator;
+use tokio::sync::watch;
 
 use crate::config::{BrokerConfig, HostPort};
 
@@ -20,6 +21,9 @@ pub struct Broker {
     config: Arc<BrokerConfig>,
     advertised: HostPort,
     coordinator: Arc<Coordinator>,
+    /// Turns true when the server starts shutting down: requests that only wait (a
+    /// long-poll fetch) answer at once instead of holding shutdown up.
+    shutting_down: watch::Sender<bool>,
 }
 
 impl Broker {
@@ -34,7 +38,18 @@ impl Broker {
             config,
             advertised,
             coordinator,
+            shutting_down: watch::Sender::new(false),
         }
+    }
+
+    /// A receiver that turns true when the server shuts down.
+    pub fn shutting_down(&self) -> watch::Receiver<bool> {
+        self.shutting_down.subscribe()
+    }
+
+    /// Tells waiting requests that the server is shutting down.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.send_replace(true);
     }
 
     /// Topics, partitions, producer state: everything the handlers act on.

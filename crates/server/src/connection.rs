@@ -4,8 +4,12 @@
 //! Kafka clients pipeline requests, and the protocol matches responses to requests by
 //! order (the correlation id is only a check). So the connection is two halves joined by
 //! a queue: the reader decodes each request and spawns its handler, queueing the task's
-//! handle; the writer awaits the handles front to back and writes each response. Slow
-//! requests delay later responses but not later work.
+//! handle; the writer awaits the handles front to back and writes each response.
+//!
+//! Handlers of one connection run one after another, in request order, as Kafka runs
+//! them: a producer pipelining several Produce requests for one partition relies on
+//! them being appended in the order sent. Reading and decoding the next requests go
+//! on meanwhile; only the handlers are chained.
 //!
 //! Backpressure has two levels; a peer that pushes too much simply stops being read
 //! from (and TCP slows it down):
@@ -32,7 +36,7 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
@@ -103,6 +107,8 @@ async fn read_requests(
 ) {
     let mut frames = FrameReader::new(read_half, shared.limits.max_frame);
     let slots = Arc::new(Semaphore::new(shared.limits.max_in_flight));
+    // Completion of the last handler spawned: the next one starts after it.
+    let mut previous: Option<oneshot::Receiver<()>> = None;
     loop {
         // Each wait below also watches for shutdown: on shutdown the reader stops taking
         // new requests (a partly read frame is dropped with the connection) while the
@@ -173,12 +179,21 @@ async fn read_requests(
             Ok(Route::Handle { handler, request }) => {
                 let broker = shared.broker.clone();
                 let token = token.clone();
+                let after = previous.take();
+                let (done, next) = oneshot::channel::<()>();
+                previous = Some(next);
                 Pending::Task(tokio::spawn(async move {
                     // The handler finishes even if the connection goes away (a produce
                     // half-applied because its client left would be worse); the token
                     // makes shutdown wait for it.
                     let _token = token;
-                    dispatch::run(handler, broker, header, request).await
+                    if let Some(after) = after {
+                        // Err: the previous task is gone (panicked); still go on.
+                        let _ = after.await;
+                    }
+                    let result = dispatch::run(handler, broker, header, request).await;
+                    let _ = done.send(());
+                    result
                 }))
             }
             Err(e) => {

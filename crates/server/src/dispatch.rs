@@ -6,6 +6,8 @@
 //!   `kafka-protocol`, run the handler, answer.
 //! - ApiVersions in an unsupported version: answer UNSUPPORTED_VERSION in a v0 body
 //!   listing the supported ranges (see `crate::api_versions`).
+//! - Produce v2 (advertised, not served): UNSUPPORTED_VERSION for every partition (see
+//!   `handlers::produce::refuse_v2`).
 //! - Any other API in an unsupported version, or an API without a handler: the client
 //!   ignored our ApiVersions answer; Kafka closes the connection, and so do we. (There
 //!   is no generic error response: where the error code goes differs per API.)
@@ -67,6 +69,9 @@ pub fn route(api: ApiKey, header: &RequestHeader, mut body: Bytes) -> Result<Rou
                 &response,
             )
             .map(Route::Respond);
+        }
+        if api == ApiKey::Produce && version == 2 {
+            return handlers::produce::refuse_v2(header.correlation_id, body).map(Route::Respond);
         }
         return Err(ServerError::UnsupportedVersion {
             api,

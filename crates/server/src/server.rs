@@ -197,6 +197,7 @@ impl Server {
         );
         // Receivers that are gone have nothing to stop; ignore the error.
         let _ = stop_tx.send(true);
+        shared.broker.begin_shutdown();
         // Our own token must go, or the wait below never ends.
         drop(token);
         let drained = tokio::time::timeout(shutdown_timeout, tasks_done.recv()).await;

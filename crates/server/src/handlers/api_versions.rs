@@ -74,13 +74,10 @@ mod tests {
     }
 
     async fn call(version: i16, name: &'static str, sw_version: &'static str) -> ResponseKind {
-        let header = RequestHeader::default().with_request_api_version(version);
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str(name))
             .with_client_software_version(StrBytes::from_static_str(sw_version));
-        handle(broker(), header, RequestKind::ApiVersions(request))
-            .await
-            .expect("handled")
+        crate::test_support::call(handle, &broker(), version, request.into()).await
     }
 
     #[test]

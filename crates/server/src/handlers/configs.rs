@@ -135,7 +135,11 @@ pub fn describe_topic(broker: &Broker, entries: &[ConfigEntry]) -> Vec<Described
         .map(|e| {
             let mut synonyms = Vec::new();
             if e.source == ConfigSource::Topic {
-                synonyms.push((e.name.to_string(), Some(e.value.clone()), source::TOPIC_CONFIG));
+                synonyms.push((
+                    e.name.to_string(),
+                    Some(e.value.clone()),
+                    source::TOPIC_CONFIG,
+                ));
             }
             let chain = broker_chain(e.name, &properties, &default_properties);
             if chain.is_empty() {
@@ -193,10 +197,6 @@ pub fn describe_broker(broker: &Broker) -> Vec<Described> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use strom_coordinator::NewTopic;
-
     use super::*;
     use crate::config::{BrokerConfig, ConfigSources};
     use crate::test_support;
@@ -208,18 +208,11 @@ mod tests {
     }
 
     fn topic_configs(b: &Broker, overrides: &[(&str, &str)]) -> Vec<Described> {
-        let configs: BTreeMap<String, String> = overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let new = NewTopic {
-            name: "t".into(),
-            partitions: 1,
-            replication_factor: -1,
-            configs,
-        };
-        b.coordinator().create_topic(&new, false).expect("create");
-        let entries = b.coordinator().describe_topic_config("t").expect("describe");
+        test_support::create_topic(b, "t", 1, overrides);
+        let entries = b
+            .coordinator()
+            .describe_topic_config("t")
+            .expect("describe");
         describe_topic(b, &entries)
     }
 
@@ -282,6 +275,9 @@ mod tests {
         assert_eq!((unset.source, unset.value.as_deref()), (5, None));
         assert!(unset.synonyms.is_empty());
         let hours = find(&broker, "log.retention.hours");
-        assert_eq!(hours.synonyms, vec![("log.retention.hours".into(), Some("168".into()), 5)]);
+        assert_eq!(
+            hours.synonyms,
+            vec![("log.retention.hours".into(), Some("168".into()), 5)]
+        );
     }
 }

@@ -14,7 +14,7 @@
 //!   one carries the error and message, partition count and replication factor -1, no
 //!   configs and the nil topic id.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
@@ -33,6 +33,7 @@ use tracing::debug;
 use crate::broker::Broker;
 use crate::error::ServerError;
 use crate::handlers::blocking::run_blocking;
+use crate::handlers::duplicates::Duplicates;
 use crate::handlers::{HandlerFuture, configs, errors};
 
 /// Serves CreateTopics; see the module docs.
@@ -53,23 +54,18 @@ pub fn handle(broker: Arc<Broker>, _header: RequestHeader, request: RequestKind)
 }
 
 fn create_topics(broker: &Broker, request: &CreateTopicsRequest) -> CreateTopicsResponse {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for t in &request.topics {
-        *counts.entry(t.name.as_str()).or_default() += 1;
-    }
-    let mut reported_duplicates = HashSet::new();
+    let names = request.topics.iter().map(|t| t.name.as_str());
+    let mut duplicates = Duplicates::new(names, "Duplicate topic name.");
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = topic.name.as_str();
-        if counts[name] > 1 {
-            if reported_duplicates.insert(name) {
-                results.push(failed(
-                    name,
-                    ResponseError::InvalidRequest.code(),
-                    "Duplicate topic name.".into(),
-                ));
+        match duplicates.check(name) {
+            None => continue,
+            Some(Err((code, message))) => {
+                results.push(failed(name, code, message));
+                continue;
             }
-            continue;
+            Some(Ok(())) => {}
         }
         let result = new_topic(broker.node_id(), topic)
             .map_err(|(e, message)| (e.code(), message))
@@ -77,10 +73,7 @@ fn create_topics(broker: &Broker, request: &CreateTopicsRequest) -> CreateTopics
                 broker
                     .coordinator()
                     .create_topic(&new, request.validate_only)
-                    .map_err(|e| {
-                        let (code, message) = errors::code_and_message(&e);
-                        (code, message.unwrap_or_default())
-                    })
+                    .map_err(errors::refusal)
             });
         results.push(match result {
             Ok(created) => succeeded(broker, name, &created),
@@ -99,8 +92,7 @@ fn new_topic(node_id: i32, t: &CreatableTopic) -> Result<NewTopic, (ResponseErro
         if t.replication_factor == 0 || t.replication_factor < -1 {
             return Err((
                 ResponseError::InvalidReplicationFactor,
-                "Replication factor must be larger than 0, or -1 to use the default value."
-                    .into(),
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
             ));
         }
         (t.num_partitions, t.replication_factor)
@@ -229,19 +221,19 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::test_support::{self, TestBroker, round_trip};
+    use crate::test_support::{self, TestBroker, response_as, round_trip};
 
     const VERSIONS: std::ops::RangeInclusive<i16> = 2..=7;
 
-    async fn call(b: &TestBroker, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
-        let header = RequestHeader::default().with_request_api_version(version);
-        let ResponseKind::CreateTopics(r) =
-            handle(b.broker.clone(), header, RequestKind::CreateTopics(request))
-                .await
-                .expect("handled")
-        else {
-            panic!("wrong response kind");
-        };
+    async fn call(
+        b: &TestBroker,
+        version: i16,
+        request: CreateTopicsRequest,
+    ) -> CreateTopicsResponse {
+        let r = response_as!(
+            CreateTopics,
+            test_support::call(handle, &b.broker, version, request.into()).await
+        );
         for v in VERSIONS {
             round_trip(&r, v);
         }
@@ -335,18 +327,7 @@ mod tests {
     #[tokio::test]
     async fn errors_per_topic() {
         let b = test_support::broker();
-        b.broker
-            .coordinator()
-            .create_topic(
-                &NewTopic {
-                    name: "exists".into(),
-                    partitions: 1,
-                    replication_factor: -1,
-                    configs: BTreeMap::new(),
-                },
-                false,
-            )
-            .expect("create");
+        test_support::create_topic(&b.broker, "exists", 1, &[]);
         let r = call(
             &b,
             7,
@@ -384,7 +365,10 @@ mod tests {
             ]
         );
         for t in r.topics.iter().filter(|t| t.error_code != 0) {
-            assert!(t.error_message.as_ref().is_some_and(|m| !m.is_empty()), "{t:?}");
+            assert!(
+                t.error_message.as_ref().is_some_and(|m| !m.is_empty()),
+                "{t:?}"
+            );
             assert_eq!((t.num_partitions, t.replication_factor), (-1, -1));
             assert_eq!(t.configs, Some(vec![]));
             assert_eq!(t.topic_id, Uuid::nil());
@@ -420,11 +404,13 @@ mod tests {
                 39,
             ),
             (
-                topic("gap", -1, -1).with_assignments(vec![assignment(0, &[1]), assignment(2, &[1])]),
+                topic("gap", -1, -1)
+                    .with_assignments(vec![assignment(0, &[1]), assignment(2, &[1])]),
                 39,
             ),
             (
-                topic("twice", -1, -1).with_assignments(vec![assignment(0, &[1]), assignment(0, &[1])]),
+                topic("twice", -1, -1)
+                    .with_assignments(vec![assignment(0, &[1]), assignment(0, &[1])]),
                 39,
             ),
         ];
@@ -434,7 +420,11 @@ mod tests {
         assert_eq!(codes, expected, "{:?}", r.topics);
         assert_eq!(r.topics[0].num_partitions, 2);
         assert_eq!(
-            b.broker.coordinator().topic("manual").expect("created").partition_count(),
+            b.broker
+                .coordinator()
+                .topic("manual")
+                .expect("created")
+                .partition_count(),
             2
         );
     }

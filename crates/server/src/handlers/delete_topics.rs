@@ -103,7 +103,12 @@ fn delete_topics(broker: &Broker, request: &DeleteTopicsRequest) -> DeleteTopics
                     continue;
                 }
                 let code = ResponseError::InvalidRequest.code();
-                Err(result(Some(name), Uuid::nil(), code, "Duplicate topic name."))
+                Err(result(
+                    Some(name),
+                    Uuid::nil(),
+                    code,
+                    "Duplicate topic name.",
+                ))
             }
             Target::Id(id) if id_counts[id] > 1 => {
                 if !reported.insert(format!("id:{id}")) {
@@ -178,44 +183,30 @@ fn result(name: Option<&str>, id: Uuid, code: i16, message: &str) -> DeletableTo
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-    use strom_coordinator::NewTopic;
 
     use super::*;
-    use crate::test_support::{self, TestBroker, round_trip};
+    use crate::test_support::{self, TestBroker, response_as, round_trip};
 
-    async fn call(b: &TestBroker, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
-        let header = RequestHeader::default().with_request_api_version(version);
-        let ResponseKind::DeleteTopics(r) =
-            handle(b.broker.clone(), header, RequestKind::DeleteTopics(request))
-                .await
-                .expect("handled")
-        else {
-            panic!("wrong response kind");
-        };
+    async fn call(
+        b: &TestBroker,
+        version: i16,
+        request: DeleteTopicsRequest,
+    ) -> DeleteTopicsResponse {
+        let r = response_as!(
+            DeleteTopics,
+            test_support::call(handle, &b.broker, version, request.into()).await
+        );
         round_trip(&r, version)
     }
 
     fn create(b: &TestBroker, name: &str) -> Uuid {
-        b.broker
-            .coordinator()
-            .create_topic(
-                &NewTopic {
-                    name: name.into(),
-                    partitions: 2,
-                    replication_factor: -1,
-                    configs: BTreeMap::new(),
-                },
-                false,
-            )
-            .expect("create")
-            .id
+        test_support::create_topic(&b.broker, name, 2, &[]).id
     }
 
     fn by_names(names: &[&str]) -> DeleteTopicsRequest {
-        DeleteTopicsRequest::default().with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+        DeleteTopicsRequest::default()
+            .with_topic_names(names.iter().map(|n| topic_name(n)).collect())
     }
 
     fn state(name: Option<&str>, id: Uuid) -> DeleteTopicState {
@@ -260,7 +251,13 @@ mod tests {
         let seen: Vec<(Option<String>, Uuid, i16)> = r
             .responses
             .iter()
-            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id, t.error_code))
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.to_string()),
+                    t.topic_id,
+                    t.error_code,
+                )
+            })
             .collect();
         let b_id = seen[1].1;
         assert_ne!(b_id, Uuid::nil());
@@ -297,7 +294,10 @@ mod tests {
         )
         .await;
         assert_eq!(r.responses.len(), 2);
-        assert_eq!((r.responses[0].name.as_ref(), r.responses[0].error_code), (None, 42));
+        assert_eq!(
+            (r.responses[0].name.as_ref(), r.responses[0].error_code),
+            (None, 42)
+        );
         assert_eq!(r.responses[1].error_code, 0);
         // A name that maps to an id also given by id.
         let r = call(

@@ -47,10 +47,35 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
     }
 }
 
+/// Checks a request's `current_leader_epoch` against the partition's (KIP-320): -1
+/// skips the check, a newer epoch is unknown to this broker, an older one is fenced.
+pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ResponseError> {
+    match requested {
+        r if r < 0 || r == current => None,
+        r if r > current => Some(ResponseError::UnknownLeaderEpoch),
+        _ => Some(ResponseError::FencedLeaderEpoch),
+    }
+}
+
 /// `(error_code, error_message)` for a response: the code, and the error's own words
 /// (which name the topic, offset or setting involved).
 pub fn code_and_message(e: &CoordinatorError) -> (i16, Option<String>) {
     (response_error(e).code(), Some(e.to_string()))
+}
+
+/// Why one entry of a request (a topic, a config resource) is refused: the error code
+/// and message its result carries.
+pub(crate) type Refusal = (i16, String);
+
+/// The refusal for a failed coordinator call: its code and the error's own words.
+pub(crate) fn refusal(e: CoordinatorError) -> Refusal {
+    let (code, message) = code_and_message(&e);
+    (code, message.unwrap_or_default())
+}
+
+/// An INVALID_REQUEST refusal.
+pub(crate) fn invalid_request(message: impl Into<String>) -> Refusal {
+    (ResponseError::InvalidRequest.code(), message.into())
 }
 
 #[cfg(test)]

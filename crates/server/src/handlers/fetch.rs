@@ -75,7 +75,8 @@ pub fn handle(broker: Arc<Broker>, header: RequestHeader, request: RequestKind) 
             .filter_map(|p| p.partition.as_ref().ok().map(|p| p.subscribe()))
             .collect();
         let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
-        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut deadline = tokio::time::Instant::now() + max_wait;
+        let mut shutdown = broker.shutting_down();
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
         let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
         let isolation = request.isolation_level;
@@ -88,7 +89,8 @@ pub fn handle(broker: Arc<Broker>, header: RequestHeader, request: RequestKind) 
                 read_all(&w, version, max_bytes, isolation)
             })
             .await?;
-            let done = bytes >= min_bytes.max(1)
+            // min_bytes 0 answers at once, as in Kafka.
+            let done = bytes >= min_bytes
                 || errors
                 || watchers.is_empty()
                 || tokio::time::Instant::now() >= deadline;
@@ -96,8 +98,12 @@ pub fn handle(broker: Arc<Broker>, header: RequestHeader, request: RequestKind) 
                 return Ok(ResponseKind::Fetch(response));
             }
             let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-            // Either a partition moved or time is up; both end in a fresh read.
-            let _ = tokio::time::timeout_at(deadline, changed).await;
+            // A partition moved, time is up, or the server is stopping: all end in a
+            // fresh read, and stopping ends the wait for good.
+            tokio::select! {
+                _ = tokio::time::timeout_at(deadline, changed) => {}
+                _ = shutdown.wait_for(|s| *s) => deadline = tokio::time::Instant::now(),
+            }
         }
     })
 }
@@ -200,12 +206,10 @@ fn read_one(w: &Wanted, remaining: usize, first: bool, isolation: i8) -> Partiti
         Ok(p) => p,
         Err(e) => return empty(*e),
     };
-    if w.current_leader_epoch >= 0 && w.current_leader_epoch != partition.leader_epoch() {
-        return empty(if w.current_leader_epoch > partition.leader_epoch() {
-            ResponseError::UnknownLeaderEpoch
-        } else {
-            ResponseError::FencedLeaderEpoch
-        });
+    if let Some(error) =
+        errors::leader_epoch_error(w.current_leader_epoch, partition.leader_epoch())
+    {
+        return empty(error);
     }
     let limit = usize::try_from(w.max_bytes).unwrap_or(0).min(remaining);
     let offset = u64::try_from(w.fetch_offset).unwrap_or(u64::MAX);

@@ -73,12 +73,7 @@ fn list_offsets(
                     else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch() {
-                        let error = if p.current_leader_epoch > partition.leader_epoch() {
-                            ResponseError::UnknownLeaderEpoch
-                        } else {
-                            ResponseError::FencedLeaderEpoch
-                        };
+                    if let Some(error) = errors::leader_epoch_error(p.current_leader_epoch, partition.leader_epoch()) {
                         return response.with_error_code(error.code());
                     }
                     match lookup(&partition, p.timestamp) {
@@ -159,10 +154,9 @@ mod tests {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
-    use strom_coordinator::NewTopic;
 
     use super::*;
-    use crate::test_support;
+    use crate::test_support::{self, create_topic, response_as};
 
     /// A real batch of records with the given timestamps, compressed with gzip.
     fn batch(timestamps: &[i64]) -> Bytes {
@@ -215,14 +209,10 @@ mod tests {
                             .with_current_leader_epoch(-1),
                     ]),
             ]);
-        let header = RequestHeader::default().with_request_api_version(7);
-        let ResponseKind::ListOffsets(r) =
-            handle(broker.clone(), header, RequestKind::ListOffsets(request))
-                .await
-                .expect("handled")
-        else {
-            panic!("wrong kind");
-        };
+        let r = response_as!(
+            ListOffsets,
+            test_support::call(handle, broker, 7, request.into()).await
+        );
         r.encode(&mut bytes::BytesMut::new(), 7).expect("encodes");
         r.topics[0].partitions[0].clone()
     }
@@ -231,16 +221,7 @@ mod tests {
     async fn special_and_real_timestamps() {
         let t = test_support::broker();
         let c = t.broker.coordinator();
-        c.create_topic(
-            &NewTopic {
-                name: "t".into(),
-                partitions: 1,
-                replication_factor: -1,
-                configs: Default::default(),
-            },
-            false,
-        )
-        .expect("create");
+        create_topic(&t.broker, "t", 1, &[]);
         let p = c.topic("t").and_then(|t| t.partition(0)).expect("p");
         assert_eq!(query(&t.broker, 0, LATEST).await.offset, 0);
         assert_eq!(

@@ -203,11 +203,10 @@ fn error_topic(name: Option<TopicName>, id: Uuid, error: ResponseError) -> Metad
 mod tests {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::protocol::Encodable;
-    use strom_coordinator::NewTopic;
 
     use super::*;
     use crate::config::BrokerConfig;
-    use crate::test_support;
+    use crate::test_support::{self, create_topic, response_as};
 
     fn name(s: &str) -> TopicName {
         TopicName(StrBytes::from_string(s.to_string()))
@@ -218,14 +217,10 @@ mod tests {
         version: i16,
         request: MetadataRequest,
     ) -> MetadataResponse {
-        let header = RequestHeader::default().with_request_api_version(version);
-        let ResponseKind::Metadata(r) =
-            handle(broker.clone(), header, RequestKind::Metadata(request))
-                .await
-                .expect("handled")
-        else {
-            panic!("wrong response kind");
-        };
+        let r = response_as!(
+            Metadata,
+            test_support::call(handle, broker, version, request.into()).await
+        );
         r.encode(&mut bytes::BytesMut::new(), version)
             .expect("encodes in the request's version");
         r
@@ -244,16 +239,7 @@ mod tests {
     async fn describes_the_broker_and_topics() {
         let t = test_support::broker();
         let c = t.broker.coordinator();
-        c.create_topic(
-            &NewTopic {
-                name: "orders".into(),
-                partitions: 3,
-                replication_factor: -1,
-                configs: Default::default(),
-            },
-            false,
-        )
-        .expect("create");
+        create_topic(&t.broker, "orders", 3, &[]);
         let r = call(&t.broker, 12, MetadataRequest::default().with_topics(None)).await;
         assert_eq!(r.controller_id, BrokerId(1));
         assert_eq!(r.brokers.len(), 1);

@@ -12,13 +12,21 @@
 //! `ServerError`; turning domain errors into Kafka error codes inside the response is
 //! each handler's job, at that edge.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod blocking;
 pub mod configs;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+mod duplicates;
 pub mod errors;
 pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
@@ -103,11 +111,76 @@ pub static HANDLERS: &[ApiHandler] = &[
         handle: api_versions::handle,
     },
     ApiHandler {
+        api: ApiKey::CreateTopics,
+        // v2-v7 is everything kafka-protocol 0.18 decodes.
+        min_version: 2,
+        max_version: 7,
+        advertised_min_version: 2,
+        handle: create_topics::handle,
+    },
+    ApiHandler {
+        api: ApiKey::DeleteTopics,
+        min_version: 1,
+        max_version: 6,
+        advertised_min_version: 1,
+        handle: delete_topics::handle,
+    },
+    ApiHandler {
+        api: ApiKey::DeleteRecords,
+        min_version: 0,
+        max_version: 2,
+        advertised_min_version: 0,
+        handle: delete_records::handle,
+    },
+    ApiHandler {
+        api: ApiKey::InitProducerId,
+        // v6 adds two-phase commit (KIP-939), a transactions feature.
+        min_version: 0,
+        max_version: 5,
+        advertised_min_version: 0,
+        handle: init_producer_id::handle,
+    },
+    ApiHandler {
         api: ApiKey::OffsetForLeaderEpoch,
         min_version: 2,
         max_version: 4,
         advertised_min_version: 2,
         handle: offset_for_leader_epoch::handle,
+    },
+    ApiHandler {
+        api: ApiKey::DescribeConfigs,
+        min_version: 1,
+        max_version: 4,
+        advertised_min_version: 1,
+        handle: describe_configs::handle,
+    },
+    ApiHandler {
+        api: ApiKey::AlterConfigs,
+        min_version: 0,
+        max_version: 2,
+        advertised_min_version: 0,
+        handle: alter_configs::handle,
+    },
+    ApiHandler {
+        api: ApiKey::CreatePartitions,
+        min_version: 0,
+        max_version: 3,
+        advertised_min_version: 0,
+        handle: create_partitions::handle,
+    },
+    ApiHandler {
+        api: ApiKey::IncrementalAlterConfigs,
+        min_version: 0,
+        max_version: 1,
+        advertised_min_version: 0,
+        handle: incremental_alter_configs::handle,
+    },
+    ApiHandler {
+        api: ApiKey::DescribeCluster,
+        min_version: 0,
+        max_version: 2,
+        advertised_min_version: 0,
+        handle: describe_cluster::handle,
     },
 ];
 

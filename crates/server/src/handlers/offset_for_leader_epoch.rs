@@ -56,12 +56,7 @@ fn answer(broker: &Broker, request: &OffsetForLeaderEpochRequest) -> OffsetForLe
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let epoch = partition.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        let error = if p.current_leader_epoch > epoch {
-                            ResponseError::UnknownLeaderEpoch
-                        } else {
-                            ResponseError::FencedLeaderEpoch
-                        };
+                    if let Some(error) = errors::leader_epoch_error(p.current_leader_epoch, epoch) {
                         return undefined.with_error_code(error.code());
                     }
                     if p.leader_epoch != epoch {
@@ -91,26 +86,16 @@ mod tests {
         OffsetForLeaderPartition, OffsetForLeaderTopic,
     };
     use kafka_protocol::protocol::{Encodable, StrBytes};
-    use strom_coordinator::NewTopic;
     use strom_storage::testing::encode_batch;
 
     use super::*;
-    use crate::test_support::{self, T0};
+    use crate::test_support::{self, T0, create_topic};
 
     #[test]
     fn epoch_zero_ends_at_the_log_end() {
         let t = test_support::broker();
         let c = t.broker.coordinator();
-        c.create_topic(
-            &NewTopic {
-                name: "t".into(),
-                partitions: 1,
-                replication_factor: -1,
-                configs: Default::default(),
-            },
-            false,
-        )
-        .expect("create");
+        create_topic(&t.broker, "t", 1, &[]);
         let p = c.topic("t").and_then(|t| t.partition(0)).expect("p");
         p.append(Bytes::from(encode_batch(4, T0, T0, -1, b"x")), 1 << 20)
             .expect("append");

@@ -140,6 +140,51 @@ fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> ProduceRes
     ProduceResponse::default().with_responses(responses)
 }
 
+/// Answers a Produce v2 request with UNSUPPORTED_VERSION for every partition.
+///
+/// Produce v0-v2 are advertised (librdkafka turns compression off unless ApiVersions
+/// lists Produce from v0, KAFKA-18659) but not served: they would carry magic 0/1
+/// message sets. `kafka-protocol` decodes Produce from v3 only; a v2 request is a v3
+/// request without the leading nullable transactional id, and a v2 response has the v3
+/// layout, so prefixing a null id lets the codec read it and the v3 encoder write the
+/// answer. v0 and v1 differ in their responses too and are refused by closing the
+/// connection, as Kafka 4 does for versions it no longer serves.
+pub fn refuse_v2(correlation_id: i32, body: Bytes) -> crate::error::Result<Bytes> {
+    use kafka_protocol::protocol::Decodable;
+    let mut v3 = bytes::BytesMut::with_capacity(body.len() + 2);
+    v3.extend_from_slice(&(-1i16).to_be_bytes());
+    v3.extend_from_slice(&body);
+    let mut v3 = v3.freeze();
+    let request =
+        ProduceRequest::decode(&mut v3, 3).map_err(|e| ServerError::MalformedRequest {
+            api: ApiKey::Produce,
+            version: 2,
+            reason: format!("{e:#}"),
+        })?;
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(ResponseError::UnsupportedVersion.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    let response = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
+    crate::dispatch::encode_response(ApiKey::Produce, 3, correlation_id, &response)
+}
+
 /// Adds the error message where the version has the field (v8+).
 fn with_message(
     version: i16,
@@ -168,11 +213,10 @@ mod tests {
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::protocol::Encodable;
-    use strom_coordinator::NewTopic;
     use strom_storage::testing::encode_batch;
 
     use super::*;
-    use crate::test_support::{self, T0};
+    use crate::test_support::{self, T0, create_topic, response_as};
 
     fn request(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
         ProduceRequest::default()
@@ -193,14 +237,10 @@ mod tests {
         version: i16,
         request: ProduceRequest,
     ) -> PartitionProduceResponse {
-        let header = RequestHeader::default().with_request_api_version(version);
-        let ResponseKind::Produce(r) =
-            handle(broker.clone(), header, RequestKind::Produce(request))
-                .await
-                .expect("handled")
-        else {
-            panic!("wrong response kind");
-        };
+        let r = response_as!(
+            Produce,
+            test_support::call(handle, broker, version, request.into()).await
+        );
         r.encode(&mut bytes::BytesMut::new(), version)
             .expect("encodes");
         r.responses[0].partition_responses[0].clone()
@@ -209,18 +249,7 @@ mod tests {
     #[tokio::test]
     async fn appends_and_reports_errors_per_partition() {
         let t = test_support::broker();
-        t.broker
-            .coordinator()
-            .create_topic(
-                &NewTopic {
-                    name: "t".into(),
-                    partitions: 2,
-                    replication_factor: -1,
-                    configs: Default::default(),
-                },
-                false,
-            )
-            .expect("create");
+        create_topic(&t.broker, "t", 2, &[]);
         let batch = Bytes::from(encode_batch(3, T0, T0, -1, b"abc"));
         let ok = call(&t.broker, 9, request("t", 1, batch.clone())).await;
         assert_eq!(
@@ -283,5 +312,53 @@ mod tests {
             0,
             "nothing refused was written"
         );
+    }
+
+    #[test]
+    fn produce_v2_is_advertised_and_refused_with_unsupported_version() {
+        use bytes::Buf;
+        use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+        use kafka_protocol::protocol::Decodable;
+
+        let advertised = crate::api_versions::supported();
+        let produce = advertised
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Produce as i16)
+            .expect("Produce advertised");
+        assert_eq!(produce.min_version, 0, "librdkafka needs Produce from v0");
+        // A v2 body is a v3 body without the leading null transactional id.
+        let mut v3 = bytes::BytesMut::new();
+        request("t", 4, Bytes::from_static(b"old"))
+            .encode(&mut v3, 3)
+            .expect("encode");
+        let v2 = v3.freeze().slice(2..);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(2)
+            .with_correlation_id(77);
+        let route = crate::dispatch::route(ApiKey::Produce, &header, v2).expect("answered");
+        let crate::dispatch::Route::Respond(mut frame) = route else {
+            panic!("v2 must be answered without a handler");
+        };
+        let size = frame.get_i32();
+        assert_eq!(size as usize, frame.len());
+        assert_eq!(
+            ResponseHeader::decode(&mut frame, 0)
+                .expect("header")
+                .correlation_id,
+            77
+        );
+        // The codec has no v2; a v2 response body is laid out exactly as v3.
+        let response = ProduceResponse::decode(&mut frame, 3).expect("v2 body");
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!(
+            (p.index, p.error_code),
+            (4, ResponseError::UnsupportedVersion.code())
+        );
+        assert!(!frame.has_remaining());
+        // v0 and v1 close the connection.
+        let v1 = header.clone().with_request_api_version(1);
+        assert!(crate::dispatch::route(ApiKey::Produce, &v1, Bytes::new()).is_err());
     }
 }

@@ -156,3 +156,86 @@ async fn bind_failure_names_the_address() {
     let _ = stop.send(());
     run.await.expect("join").expect("run");
 }
+
+/// Frames one request of any API.
+fn frame_of(api: ApiKey, version: i16, correlation_id: i32, body: impl Encodable) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, api.request_header_version(version))
+        .expect("header");
+    body.encode(&mut buf, version).expect("body");
+    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&buf);
+    out
+}
+
+async fn read_frame(s: &mut TcpStream) -> Bytes {
+    let size = tokio::time::timeout(TIMEOUT, s.read_i32())
+        .await
+        .expect("in time")
+        .expect("size");
+    let mut body = vec![0u8; size as usize];
+    s.read_exact(&mut body).await.expect("body");
+    Bytes::from(body)
+}
+
+/// A producer pipelines Produce requests for one partition and relies on them being
+/// appended in the order sent (Kafka runs one request per connection at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_produces_to_one_partition_are_appended_in_request_order() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{MetadataRequest, ProduceRequest, ProduceResponse, TopicName};
+
+    let (addr, stop, run) = start(BrokerConfig::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let topic = TopicName(StrBytes::from_static_str("ordered"));
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic.clone())),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    s.write_all(&frame_of(ApiKey::Metadata, 9, 0, metadata))
+        .await
+        .expect("write");
+    read_frame(&mut s).await;
+
+    let requests = 200;
+    let mut wire = Vec::new();
+    for i in 1..=requests {
+        let batch = strom_storage::testing::encode_batch(1, 0, 0, -1, &[i as u8; 100]);
+        let produce = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic.clone())
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(batch))),
+                    ]),
+            ]);
+        wire.extend(frame_of(ApiKey::Produce, 9, i, produce));
+    }
+    s.write_all(&wire).await.expect("write");
+    for i in 1..=requests {
+        let mut frame = read_frame(&mut s).await;
+        let header = ResponseHeader::decode(&mut frame, 1).expect("header");
+        assert_eq!(header.correlation_id, i);
+        let response = ProduceResponse::decode(&mut frame, 9).expect("response");
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(
+            p.base_offset,
+            i64::from(i - 1),
+            "request {i} appended out of order"
+        );
+    }
+    drop(s);
+    let _ = stop.send(());
+    run.await.expect("join").expect("run");
+}

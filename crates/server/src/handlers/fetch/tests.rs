@@ -4,28 +4,17 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use strom_coordinator::NewTopic;
 use strom_storage::BatchHeader;
 use strom_storage::batch::BatchIter;
 use strom_storage::testing::encode_batch;
 
 use super::*;
-use crate::test_support::{self, T0};
+use crate::test_support::{self, T0, create_topic, response_as};
 
 fn setup() -> (test_support::TestBroker, Arc<Partition>, Arc<Partition>) {
     let t = test_support::broker();
-    let c = t.broker.coordinator();
-    c.create_topic(
-        &NewTopic {
-            name: "t".into(),
-            partitions: 2,
-            replication_factor: -1,
-            configs: Default::default(),
-        },
-        false,
-    )
-    .expect("create");
-    let topic = c.topic("t").expect("topic");
+    create_topic(&t.broker, "t", 2, &[]);
+    let topic = t.broker.coordinator().topic("t").expect("topic");
     let (p0, p1) = (
         topic.partition(0).expect("p0"),
         topic.partition(1).expect("p1"),
@@ -68,13 +57,10 @@ fn request(
 }
 
 async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse {
-    let header = RequestHeader::default().with_request_api_version(12);
-    let ResponseKind::Fetch(r) = handle(broker.clone(), header, RequestKind::Fetch(request))
-        .await
-        .expect("handled")
-    else {
-        panic!("wrong kind");
-    };
+    let r = response_as!(
+        Fetch,
+        test_support::call(handle, broker, 12, request.into()).await
+    );
     for v in 4..=12 {
         r.encode(&mut bytes::BytesMut::new(), v).expect("encodes");
     }

@@ -8,24 +8,24 @@
 //!   previous batch's last offset + 1 (no compaction yet, so offsets are dense);
 //! - `next_offset` is one past the last batch's last offset (`base_offset` when empty);
 //! - every index entry points at a batch of this segment.
+//!
+//! This file holds the type and what changes it (create, open, append, truncate,
+//! flush/seal, delete, rolling); the rest of its `impl` is split by concern: [`load`]
+//! finishes opening a segment after a clean shutdown, [`scan`] reads batches back.
+
+mod load;
+mod scan;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::batch::{self, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
-
-/// Bytes read by the first `pread` while walking batch headers: a lookup starts at an
-/// index entry and usually ends within `index.interval.bytes` (4 KiB by default); longer
-/// walks double the chunk up to [`HEADER_SCAN_MAX_CHUNK`].
-const HEADER_SCAN_CHUNK: usize = 8 * 1024;
-const HEADER_SCAN_MAX_CHUNK: usize = 1024 * 1024;
 
 pub(crate) fn file_name(base_offset: u64, suffix: &str) -> String {
     format!("{base_offset:020}.{suffix}")
@@ -151,276 +151,6 @@ impl LogSegment {
             offset_of_max_timestamp: base_offset,
             rolling_base_ms: None,
         })
-    }
-
-    /// Finishes opening a segment that was closed cleanly: checks its indexes and
-    /// validates the batches after the last offset index entry, which also finds the end
-    /// of the segment and its newest timestamp. `next_segment_base` is the base offset of
-    /// the segment after this one, if any. Any error means "recover this segment".
-    pub fn load(&mut self, next_segment_base: Option<u64>) -> Result<()> {
-        let corrupt = |what, detail: String| crate::StorageError::Corrupt {
-            what,
-            path: self.log_path.clone(),
-            detail,
-        };
-        self.offset_index.sanity_check(self.size.max(1))?;
-        let last_entry = self.offset_index.last();
-        let start = last_entry.map_or(0, |e| e.position);
-        let (end, next) = self.validate_range(start)?;
-        if end != self.size {
-            return Err(corrupt(
-                "segment",
-                format!("invalid batch at byte {end} of {}", self.size),
-            ));
-        }
-        self.next_offset = next.unwrap_or(self.base_offset);
-        if next_segment_base.is_some_and(|n| n != self.next_offset) {
-            return Err(corrupt(
-                "segment",
-                format!(
-                    "ends at offset {} but the next segment starts at {next_segment_base:?}",
-                    self.next_offset
-                ),
-            ));
-        }
-        // An entry is added as soon as `index.interval.bytes` accumulate, so a longer
-        // unindexed tail means entries are missing.
-        let unindexed = self.size - self.indexed_end()?;
-        if unindexed >= self.index_interval_bytes && !self.at_capacity(self.offset_index.len(), 8) {
-            return Err(corrupt(
-                "offset index",
-                format!("{unindexed} bytes after its last entry"),
-            ));
-        }
-        self.bytes_since_last_index_entry = unindexed;
-        self.time_index.sanity_check(self.next_offset)?;
-        if let Some(last) = self.time_index.last() {
-            self.max_timestamp = last.timestamp;
-            self.offset_of_max_timestamp = last.offset;
-        }
-        if self.at_capacity(self.time_index.len(), 12) {
-            // A full time index had no room for the entry sealing adds, so the newest
-            // timestamp may lie anywhere after its last entry: scan for it.
-            let from = self
-                .time_index
-                .last()
-                .map_or(self.base_offset, |e| e.offset + 1);
-            if let Some((position, _)) = self.find_batch(from)? {
-                let (max_ts, at) = self.scan_max_timestamp(position)?;
-                if max_ts > self.max_timestamp {
-                    self.max_timestamp = max_ts;
-                    self.offset_of_max_timestamp = at;
-                }
-            }
-        } else {
-            // Sealing writes a final time index entry, so the tail holds nothing newer.
-            let (tail_max, at) = self.scan_max_timestamp(start)?;
-            if tail_max > self.max_timestamp {
-                return Err(corrupt(
-                    "time index",
-                    format!(
-                        "batch at offset {at} has timestamp {tail_max}, newer than the index's last"
-                    ),
-                ));
-            }
-        }
-        if next_segment_base.is_none() {
-            self.unseal()?;
-        }
-        if self.size > 0 {
-            self.rolling_base_ms = Some(self.first_batch_timestamp()?);
-        }
-        Ok(())
-    }
-
-    /// Whether an index of `len` entries of `entry_size` bytes had no room for another
-    /// within `segment.index.bytes` (a trimmed index file cannot tell by itself).
-    fn at_capacity(&self, len: usize, entry_size: u64) -> bool {
-        (len as u64 + 1) * entry_size > self.segment_index_bytes
-    }
-
-    /// Where the last batch with an offset index entry ends (0 if there is no entry).
-    fn indexed_end(&self) -> Result<u64> {
-        Ok(match self.offset_index.last() {
-            Some(e) => {
-                e.position
-                    + self
-                        .read_header(e.position)?
-                        .map_or(0, |h| h.total_size() as u64)
-            }
-            None => 0,
-        })
-    }
-
-    /// Validates batches from byte `start` to the end of the file (CRC, offsets); returns
-    /// where the valid data ends and the next offset after it, if any batch was read.
-    fn validate_range(&self, start: u64) -> Result<(u64, Option<u64>)> {
-        let mut pos = start;
-        // From the start of the file the first batch must begin at the base offset.
-        let mut next = (start == 0).then_some(self.base_offset);
-        let mut buf = Vec::new();
-        while pos < self.size {
-            let Some(header) = self.read_header(pos)? else {
-                break;
-            };
-            let size = header.total_size() as u64;
-            if pos + size > self.size {
-                break;
-            }
-            buf.resize(size as usize, 0);
-            self.file
-                .read_exact_at(&mut buf, pos)
-                .ctx("reading", &self.log_path)?;
-            if BatchHeader::parse_and_validate(&buf).is_err()
-                || next.is_some_and(|n| header.base_offset as u64 != n)
-                || header.base_offset < self.base_offset as i64
-            {
-                break;
-            }
-            next = Some(header.last_offset() as u64 + 1);
-            pos += size;
-        }
-        Ok((pos, next))
-    }
-
-    fn first_batch_timestamp(&self) -> Result<i64> {
-        Ok(self.read_header(0)?.map_or(-1, |h| h.max_timestamp).max(0))
-    }
-
-    /// Reads and parses the batch header at `position`, or `None` if there is no whole,
-    /// well-formed header there.
-    pub(crate) fn read_header(&self, position: u64) -> Result<Option<BatchHeader>> {
-        if position + HEADER_SIZE as u64 > self.size {
-            return Ok(None);
-        }
-        let mut buf = [0u8; HEADER_SIZE];
-        self.file
-            .read_exact_at(&mut buf, position)
-            .ctx("reading", &self.log_path)?;
-        Ok(BatchHeader::parse(&buf).ok())
-    }
-
-    /// Walks batch headers from `start`, calling `visit(position, header)` until it
-    /// returns `false` or the data ends. Reads in chunks rather than one header a call.
-    pub(crate) fn scan_headers(
-        &self,
-        start: u64,
-        mut visit: impl FnMut(u64, &BatchHeader) -> bool,
-    ) -> Result<()> {
-        let mut chunk = vec![0u8; HEADER_SCAN_CHUNK.min(self.size.saturating_sub(start) as usize)];
-        let mut pos = start;
-        while pos + HEADER_SIZE as u64 <= self.size {
-            let len = chunk.len().min((self.size - pos) as usize);
-            self.file
-                .read_exact_at(&mut chunk[..len], pos)
-                .ctx("reading", &self.log_path)?;
-            let mut at = 0usize;
-            while at + HEADER_SIZE <= len {
-                let Ok(header) = BatchHeader::parse(&chunk[at..len]) else {
-                    return Ok(());
-                };
-                if !visit(pos + at as u64, &header) {
-                    return Ok(());
-                }
-                at += header.total_size();
-            }
-            pos += at as u64;
-            if pos < self.size {
-                let want = (chunk.len() * 2)
-                    .min(HEADER_SCAN_MAX_CHUNK)
-                    .min((self.size - pos) as usize)
-                    .max(HEADER_SIZE);
-                chunk.resize(want, 0);
-            }
-        }
-        Ok(())
-    }
-
-    fn scan_max_timestamp(&self, start: u64) -> Result<(i64, u64)> {
-        let mut best = (-1i64, self.base_offset);
-        self.scan_headers(start, |_, h| {
-            if h.max_timestamp > best.0 {
-                best = (h.max_timestamp, h.last_offset() as u64);
-            }
-            true
-        })?;
-        Ok(best)
-    }
-
-    /// Position and header of the first batch whose last offset is `>= offset`.
-    pub fn find_batch(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>> {
-        if offset >= self.next_offset {
-            return Ok(None);
-        }
-        let start = self.offset_index.lookup(offset).map_or(0, |e| e.position);
-        let mut found = None;
-        self.scan_headers(start, |pos, h| {
-            if h.last_offset() as u64 >= offset {
-                found = Some((pos, *h));
-                false
-            } else {
-                true
-            }
-        })?;
-        Ok(found)
-    }
-
-    /// Whole batches starting with the one that holds `offset` (or the first after it),
-    /// up to `max_bytes` but always at least one batch, and only batches whose last offset
-    /// is below `max_offset`. One `pread` into one buffer; no further copy.
-    pub fn read(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Option<Bytes>> {
-        let Some((start, first)) = self.find_batch(offset)? else {
-            return Ok(None);
-        };
-        if first.last_offset() as u64 >= max_offset {
-            return Ok(None);
-        }
-        let want = max_bytes.max(first.total_size());
-        let len = want.min((self.size - start) as usize);
-        let mut buf = BytesMut::zeroed(len);
-        self.file
-            .read_exact_at(&mut buf, start)
-            .ctx("reading", &self.log_path)?;
-        // Keep only whole batches below `max_offset`.
-        let mut end = 0usize;
-        for (pos, h) in batch::BatchIter::new(&buf) {
-            if h.last_offset() as u64 >= max_offset {
-                break;
-            }
-            end = pos + h.total_size();
-        }
-        buf.truncate(end);
-        Ok(Some(buf.freeze()))
-    }
-
-    /// The first batch (at or after `min_offset`) whose max timestamp is `>= timestamp`:
-    /// its max timestamp and base offset. Batch granularity: records are not decoded.
-    pub fn offset_for_timestamp(
-        &self,
-        timestamp: i64,
-        min_offset: u64,
-    ) -> Result<Option<TimestampOffset>> {
-        if self.max_timestamp < timestamp || min_offset >= self.next_offset {
-            return Ok(None);
-        }
-        let from_time = self.time_index.last_before(timestamp).map(|e| e.offset + 1);
-        let from = from_time.unwrap_or(self.base_offset).max(min_offset);
-        let Some((start, _)) = self.find_batch(from)? else {
-            return Ok(None);
-        };
-        let mut found = None;
-        self.scan_headers(start, |_, h| {
-            if h.max_timestamp >= timestamp && h.last_offset() as u64 >= min_offset {
-                found = Some(TimestampOffset {
-                    timestamp: h.max_timestamp,
-                    offset: h.base_offset as u64,
-                });
-                false
-            } else {
-                true
-            }
-        })?;
-        Ok(found)
     }
 
     /// Writes batches at the end of the `.log` with one vectored write per 512 batches,
