@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -94,6 +94,24 @@ impl Broker {
 
     fn log_text(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// The broker's log once it contains `needle`: the log is collected by another
+    /// thread, so a line the broker wrote just now may not be in it yet. Panics with
+    /// the log after a few seconds.
+    fn log_containing(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log_text();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker log never mentioned {needle:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn connect(&self) -> TcpStream {
@@ -349,11 +367,8 @@ fn frame_sizes_out_of_range_close_the_connection() {
         broker.assert_alive();
     }
     broker.assert_rss_bounded();
-    let log = broker.log_text();
-    assert!(
-        log.contains("frame size 2147483647"),
-        "warning names the size:\n{log}"
-    );
+    // The warning names the size.
+    let log = broker.log_containing("frame size 2147483647");
     assert!(log.contains("127.0.0.1:"), "warning names the peer:\n{log}");
 }
 
@@ -426,7 +441,7 @@ fn large_non_produce_requests_are_refused_before_buffering() {
     s.write_all(&wire).expect("write");
     assert_closed(&mut s, "oversized Metadata");
     broker.assert_alive();
-    assert!(broker.log_text().contains("non.produce.request.max.bytes"));
+    broker.log_containing("non.produce.request.max.bytes");
 }
 
 #[test]

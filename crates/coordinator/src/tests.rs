@@ -248,3 +248,37 @@ fn arc_partitions_survive_topic_lookups() {
         Err(CoordinatorError::UnknownTopicOrPartition { .. })
     ));
 }
+
+#[test]
+fn altered_topic_configs_take_effect_on_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(T0);
+    let b = Coordinator::open(BrokerSettings::new(dir.path()), clock.clone()).expect("open");
+    b.create_topic(&new_topic("t", 1), false).expect("create");
+    let p = b.topic("t").and_then(|t| t.partition(0)).expect("p");
+    // Small segments: every ~2 batches roll.
+    b.incremental_alter_topic_config(
+        "t",
+        &[
+            ("segment.bytes".to_string(), AlterOp::Set("300".into())),
+            ("retention.ms".to_string(), AlterOp::Set("1000".into())),
+        ],
+        false,
+    )
+    .expect("alter");
+    for _ in 0..6 {
+        p.append(Bytes::from(encode_batch(1, T0, T0, -1, &[0; 100])), 1 << 20)
+            .expect("append");
+    }
+    let size = p.size_bytes().expect("size");
+    assert_eq!(p.log_start_offset().expect("start"), 0);
+    // Nothing has expired yet.
+    b.apply_retention();
+    assert_eq!(p.log_start_offset().expect("start"), 0);
+    // Past retention.ms every rolled segment goes; the log keeps its end offset.
+    clock.advance(1001);
+    b.apply_retention();
+    assert_eq!(p.log_start_offset().expect("start"), 6);
+    assert_eq!(p.log_end_offset().expect("end"), 6);
+    assert!(p.size_bytes().expect("size") < size);
+}
