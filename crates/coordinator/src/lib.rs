@@ -10,6 +10,7 @@
 mod broker;
 mod cluster_meta;
 mod error;
+pub mod group;
 mod partition;
 mod producer_ids;
 pub mod producer_state;
