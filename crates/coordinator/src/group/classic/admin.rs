@@ -2,6 +2,8 @@
 //! DeleteGroups, the group checks of OffsetCommit, and loading groups from
 //! `__consumer_offsets` on startup.
 
+use bytes::Bytes;
+
 use super::error::GroupError;
 use super::group::{ClassicGroup, Member};
 use super::shard::{Ctx, GroupCoordinatorShard, WriteAction};
@@ -10,7 +12,47 @@ use super::types::{
     Protocol, SyncGroupResponse,
 };
 
+/// What the offsets store needs to know of a group: expiry and OffsetDelete depend on
+/// its state, protocol and the topics its members subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetsView {
+    pub state: GroupState,
+    /// `None` for a group no member ever joined (a simple consumer's).
+    pub protocol_type: Option<String>,
+    /// The protocol of the current generation; `None` while Empty.
+    pub protocol_name: Option<String>,
+    /// When the group entered its current state.
+    pub state_timestamp_ms: i64,
+    /// Each member's metadata for `protocol_name` (empty bytes without one).
+    pub member_metadata: Vec<Bytes>,
+}
+
 impl GroupCoordinatorShard {
+    /// The group as the offsets store sees it, if it exists.
+    pub fn offsets_view(&self, group_id: &str) -> Option<GroupOffsetsView> {
+        let g = self.groups.get(group_id)?;
+        let protocol = g.protocol_name.as_deref().unwrap_or("");
+        Some(GroupOffsetsView {
+            state: g.state,
+            protocol_type: g.protocol_type.clone(),
+            protocol_name: g.protocol_name.clone(),
+            state_timestamp_ms: g.state_timestamp_ms,
+            member_metadata: g.members.values().map(|m| m.metadata(protocol)).collect(),
+        })
+    }
+
+    /// An accepted offset commit keeps its member's session alive while the group is
+    /// Stable or PreparingRebalance (Kafka's `commitOffset` for classic groups).
+    pub fn touch_member(&mut self, group_id: &str, member_id: &str, now_ms: i64) {
+        let (groups, mut cx) = self.split(now_ms);
+        let Some(g) = groups.get(group_id) else {
+            return;
+        };
+        if matches!(g.state, GroupState::Stable | GroupState::PreparingRebalance) {
+            cx.reschedule_heartbeat(g, member_id);
+        }
+    }
+
     /// DescribeGroups, one entry per id asked. An unknown group is
     /// [`GroupError::GroupIdNotFound`]; Kafka answers it as a Dead group with no error
     /// before DescribeGroups v6, which is the server's choice.

@@ -46,4 +46,11 @@ pub enum GroupError {
     /// DeleteGroups of a group that still has members.
     #[error("the group is not empty")]
     NonEmptyGroup,
+    /// OffsetCommit, per partition: the metadata is longer than
+    /// `offset.metadata.max.bytes`.
+    #[error("offset metadata is too large")]
+    OffsetMetadataTooLarge,
+    /// OffsetDelete, per partition: the group's members consume the topic.
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
 }

@@ -27,6 +27,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use admin::GroupOffsetsView;
 pub use error::GroupError;
 pub use shard::GroupCoordinatorShard;
 pub use types::{
