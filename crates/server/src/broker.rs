@@ -14,6 +14,7 @@ use strom_coordinator::Coordinator;
 use tokio::sync::watch;
 
 use crate::config::{BrokerConfig, HostPort};
+use crate::groups::GroupRouter;
 
 /// The broker as request handlers see it.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct Broker {
     /// Turns true when the server starts shutting down: requests that only wait (a
     /// long-poll fetch) answer at once instead of holding shutdown up.
     shutting_down: watch::Sender<bool>,
+    /// The consumer-group coordinator's partitions, once started (`crate::groups`).
+    groups: GroupRouter,
 }
 
 impl Broker {
@@ -39,6 +42,7 @@ impl Broker {
             advertised,
             coordinator,
             shutting_down: watch::Sender::new(false),
+            groups: GroupRouter::default(),
         }
     }
 
@@ -55,6 +59,11 @@ impl Broker {
     /// Topics, partitions, producer state: everything the handlers act on.
     pub fn coordinator(&self) -> &Arc<Coordinator> {
         &self.coordinator
+    }
+
+    /// Where group requests go.
+    pub fn groups(&self) -> &GroupRouter {
+        &self.groups
     }
 
     /// The configuration the broker runs with.

@@ -84,6 +84,16 @@ pub struct BrokerConfig {
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: i64,
 
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`, fixed when
+    /// the topic is first created.
+    pub offsets_topic_num_partitions: i32,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+
     /// `max.connections`: accepting pauses while this many connections are open.
     pub max_connections: i32,
     /// `queued.max.request.bytes`: memory budget for requests read but not yet answered;
@@ -141,6 +151,10 @@ impl Default for BrokerConfig {
             log_flush_interval_messages: i64::MAX,
             log_flush_interval_ms: None,
             log_retention_check_interval_ms: 300_000,
+            offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
             max_connections: i32::MAX,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             non_produce_request_max_bytes: DEFAULT_NON_PRODUCE_REQUEST_MAX_BYTES,
@@ -307,6 +321,26 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms",
                 Long,
                 some(self.log_retention_check_interval_ms),
+            ),
+            (
+                "offsets.topic.num.partitions",
+                Int,
+                some(self.offsets_topic_num_partitions),
+            ),
+            (
+                "group.initial.rebalance.delay.ms",
+                Int,
+                some(self.group_initial_rebalance_delay_ms),
+            ),
+            (
+                "group.min.session.timeout.ms",
+                Int,
+                some(self.group_min_session_timeout_ms),
+            ),
+            (
+                "group.max.session.timeout.ms",
+                Int,
+                some(self.group_max_session_timeout_ms),
             ),
             ("max.connections", Int, some(self.max_connections)),
             (

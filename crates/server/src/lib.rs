@@ -21,6 +21,7 @@ mod connection;
 pub mod dispatch;
 pub mod error;
 pub mod frame;
+pub mod groups;
 pub mod handlers;
 pub mod maintenance;
 pub mod mmap_alloc;

@@ -27,6 +27,7 @@ use crate::budget::RequestBudget;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::error::{Result, ServerError};
+use crate::groups;
 use crate::maintenance;
 
 /// Per-request limits, from the configuration.
@@ -140,6 +141,7 @@ impl Server {
             retention_check,
             stop_rx.clone(),
         );
+        let group_tasks = groups::start(&shared.broker).await;
         let connection_slots = Arc::new(Semaphore::new(max_connections));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
@@ -215,6 +217,11 @@ impl Server {
         for task in upkeep {
             if let Err(e) = task.await {
                 error!(error = %e, "log maintenance task failed");
+            }
+        }
+        for task in group_tasks {
+            if let Err(e) = task.await {
+                error!(error = %e, "group coordinator task failed");
             }
         }
         info!("server stopped");

@@ -167,6 +167,22 @@ pub(crate) const PROPERTIES: &[Property] = &[
         },
     },
     Property {
+        name: "offsets.topic.num.partitions",
+        apply: |c, v| set(&mut c.offsets_topic_num_partitions, v.int_in(1, I32)),
+    },
+    Property {
+        name: "group.initial.rebalance.delay.ms",
+        apply: |c, v| set(&mut c.group_initial_rebalance_delay_ms, v.int_in(0, I32)),
+    },
+    Property {
+        name: "group.min.session.timeout.ms",
+        apply: |c, v| set(&mut c.group_min_session_timeout_ms, v.int_in(0, I32)),
+    },
+    Property {
+        name: "group.max.session.timeout.ms",
+        apply: |c, v| set(&mut c.group_max_session_timeout_ms, v.int_in(0, I32)),
+    },
+    Property {
         name: "max.connections",
         apply: |c, v| set(&mut c.max_connections, v.int_in(1, I32)),
     },

@@ -3,7 +3,10 @@
 
 use kafka_protocol::ResponseError;
 use strom_coordinator::CoordinatorError;
+use strom_coordinator::group::GroupError;
 use strom_storage::{BatchError, StorageError};
+
+use crate::groups::Unavailable;
 
 /// The Kafka error for a failed coordinator call.
 pub fn response_error(e: &CoordinatorError) -> ResponseError {
@@ -44,6 +47,41 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::Io { .. }
         | StorageError::LogOffline { .. }
         | StorageError::Corrupt { .. } => ResponseError::KafkaStorageError,
+    }
+}
+
+/// The Kafka error for a refused group operation.
+pub fn group_error(e: &GroupError) -> ResponseError {
+    use GroupError as G;
+    match e {
+        G::CoordinatorNotAvailable | G::WriteFailed(_) => ResponseError::CoordinatorNotAvailable,
+        G::NotCoordinator => ResponseError::NotCoordinator,
+        G::InvalidGroupId => ResponseError::InvalidGroupId,
+        G::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+        G::MemberIdRequired => ResponseError::MemberIdRequired,
+        G::UnknownMemberId => ResponseError::UnknownMemberId,
+        G::IllegalGeneration => ResponseError::IllegalGeneration,
+        G::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        G::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        G::FencedInstanceId => ResponseError::FencedInstanceId,
+        G::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        G::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        G::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+    }
+}
+
+/// The error code of an optional group error (0 for none).
+pub fn group_code(e: Option<&GroupError>) -> i16 {
+    e.map_or(0, |e| group_error(e).code())
+}
+
+/// The Kafka error for a group request this broker cannot serve right now.
+pub fn unavailable(u: Unavailable) -> ResponseError {
+    match u {
+        Unavailable::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        Unavailable::NotAvailable => ResponseError::CoordinatorNotAvailable,
     }
 }
 
@@ -113,5 +151,35 @@ mod tests {
             cause: "EIO".into(),
         });
         assert_eq!(response_error(&disk).code(), 56);
+    }
+
+    #[test]
+    fn group_codes_match_kafka() {
+        let cases = [
+            (GroupError::MemberIdRequired, 79),
+            (GroupError::UnknownMemberId, 25),
+            (GroupError::IllegalGeneration, 22),
+            (GroupError::RebalanceInProgress, 27),
+            (GroupError::InconsistentGroupProtocol, 23),
+            (GroupError::FencedInstanceId, 82),
+            (GroupError::GroupMaxSizeReached, 81),
+            (GroupError::InvalidGroupId, 24),
+            (GroupError::CoordinatorNotAvailable, 15),
+            (GroupError::NotCoordinator, 16),
+            (GroupError::GroupIdNotFound, 69),
+            (GroupError::NonEmptyGroup, 68),
+            (GroupError::OffsetMetadataTooLarge, 12),
+            (GroupError::GroupSubscribedToTopic, 86),
+        ];
+        for (e, code) in cases {
+            assert_eq!(group_error(&e).code(), code, "{e:?}");
+        }
+        let timeout = GroupError::InvalidSessionTimeout {
+            timeout_ms: 1,
+            min_ms: 2,
+            max_ms: 3,
+        };
+        assert_eq!(group_error(&timeout).code(), 26);
+        assert_eq!(unavailable(Unavailable::LoadInProgress).code(), 14);
     }
 }

@@ -18,19 +18,32 @@ pub mod blocking;
 pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 mod duplicates;
 pub mod errors;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+// Not served yet: no available real client sends OffsetDelete to test it end to end.
+#[cfg(test)]
+mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -103,6 +116,69 @@ pub static HANDLERS: &[ApiHandler] = &[
         handle: metadata::handle,
     },
     ApiHandler {
+        api: ApiKey::OffsetCommit,
+        min_version: 2,
+        max_version: 9,
+        advertised_min_version: 2,
+        handle: offset_commit::handle,
+    },
+    ApiHandler {
+        api: ApiKey::OffsetFetch,
+        min_version: 1,
+        max_version: 9,
+        advertised_min_version: 1,
+        handle: offset_fetch::handle,
+    },
+    ApiHandler {
+        api: ApiKey::FindCoordinator,
+        min_version: 0,
+        max_version: 6,
+        advertised_min_version: 0,
+        handle: find_coordinator::handle,
+    },
+    ApiHandler {
+        api: ApiKey::JoinGroup,
+        min_version: 0,
+        max_version: 9,
+        advertised_min_version: 0,
+        handle: join_group::handle,
+    },
+    ApiHandler {
+        api: ApiKey::Heartbeat,
+        min_version: 0,
+        max_version: 4,
+        advertised_min_version: 0,
+        handle: heartbeat::handle,
+    },
+    ApiHandler {
+        api: ApiKey::LeaveGroup,
+        min_version: 0,
+        max_version: 5,
+        advertised_min_version: 0,
+        handle: leave_group::handle,
+    },
+    ApiHandler {
+        api: ApiKey::SyncGroup,
+        min_version: 0,
+        max_version: 5,
+        advertised_min_version: 0,
+        handle: sync_group::handle,
+    },
+    ApiHandler {
+        api: ApiKey::DescribeGroups,
+        min_version: 0,
+        max_version: 6,
+        advertised_min_version: 0,
+        handle: describe_groups::handle,
+    },
+    ApiHandler {
+        api: ApiKey::ListGroups,
+        min_version: 0,
+        max_version: 5,
+        advertised_min_version: 0,
+        handle: list_groups::handle,
+    },
+    ApiHandler {
         api: ApiKey::ApiVersions,
         // v0-v4 is everything kafka-protocol 0.18 knows (Kafka 4.x also tops out at 4).
         min_version: 0,
@@ -167,6 +243,13 @@ pub static HANDLERS: &[ApiHandler] = &[
         max_version: 3,
         advertised_min_version: 0,
         handle: create_partitions::handle,
+    },
+    ApiHandler {
+        api: ApiKey::DeleteGroups,
+        min_version: 0,
+        max_version: 2,
+        advertised_min_version: 0,
+        handle: delete_groups::handle,
     },
     ApiHandler {
         api: ApiKey::IncrementalAlterConfigs,
