@@ -22,12 +22,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -35,16 +34,15 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     ApiKey, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use support::Broker;
+use support::wire::Conn;
 
-/// Every socket read and write gives up after this.
-const IO_TIMEOUT: Duration = Duration::from_secs(15);
 const TOPIC: &str = "long-poll";
 
 const METADATA_VERSION: i16 = 12;
@@ -63,75 +61,6 @@ const WAKE_LIMIT: Duration = Duration::from_millis(200);
 /// How long the fetch is left parked before the produce is sent.
 const PARK_FOR: Duration = Duration::from_millis(300);
 const ROUNDS: usize = 5;
-
-/// One connection speaking Kafka framing.
-struct Conn {
-    stream: TcpStream,
-    correlation_id: i32,
-}
-
-impl Conn {
-    fn open(broker: &Broker) -> Conn {
-        let stream = TcpStream::connect_timeout(&broker.addr(), IO_TIMEOUT).expect("connect");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        Conn {
-            stream,
-            correlation_id: 0,
-        }
-    }
-
-    /// Sends one request; returns its correlation id.
-    fn send<R: Encodable>(&mut self, api: ApiKey, version: i16, request: &R) -> i32 {
-        self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("strom-long-poll-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, api.request_header_version(version))
-            .expect("encode header");
-        request.encode(&mut body, version).expect("encode request");
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).expect("send request");
-        self.correlation_id
-    }
-
-    /// Reads one response to `correlation_id`.
-    fn receive<R: Decodable>(&mut self, api: ApiKey, version: i16, correlation_id: i32) -> R {
-        let mut size = [0u8; 4];
-        self.stream
-            .read_exact(&mut size)
-            .unwrap_or_else(|e| panic!("no {api:?} response: {e}"));
-        let len = usize::try_from(i32::from_be_bytes(size)).expect("negative frame size");
-        let mut body = vec![0u8; len];
-        self.stream.read_exact(&mut body).expect("response body");
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
-            .expect("decode response header");
-        assert_eq!(
-            header.correlation_id, correlation_id,
-            "{api:?} correlation id"
-        );
-        let response = R::decode(&mut body, version).expect("decode response");
-        assert!(!body.has_remaining(), "{api:?}: trailing bytes in response");
-        response
-    }
-
-    fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Resp {
-        let id = self.send(api, version, request);
-        self.receive(api, version, id)
-    }
-}
 
 fn topic_name() -> TopicName {
     TopicName(StrBytes::from_static_str(TOPIC))
@@ -283,7 +212,7 @@ struct Round {
 
 fn parked_fetch_round(broker: &Broker, producer: &mut Conn, round: usize) -> Round {
     let offset = round as i64;
-    let mut fetcher = Conn::open(broker);
+    let mut fetcher = Conn::open(broker.addr());
     let fetch_sent = Instant::now();
     let id = fetcher.send(
         ApiKey::Fetch,
@@ -348,7 +277,7 @@ fn summary(mut values: Vec<f64>) -> String {
 #[test]
 fn fetch_long_poll_waits_and_wakes_on_produce() {
     let mut broker = Broker::builder().arg("-o").arg("num.partitions=1").start();
-    let mut control = Conn::open(&broker);
+    let mut control = Conn::open(broker.addr());
     create_topic(&mut control);
 
     // (a) An idle fetch is held for its whole max_wait_ms, then answered empty.
@@ -381,7 +310,7 @@ fn fetch_long_poll_waits_and_wakes_on_produce() {
     );
 
     // (b) A parked fetch wakes as soon as a produce on another connection lands.
-    let mut producer = Conn::open(&broker);
+    let mut producer = Conn::open(broker.addr());
     let rounds: Vec<Round> = (0..ROUNDS)
         .map(|round| parked_fetch_round(&broker, &mut producer, round))
         .collect();
@@ -446,9 +375,9 @@ fn fetch_long_poll_waits_and_wakes_on_produce() {
 #[test]
 fn sigterm_does_not_wait_for_parked_fetches() {
     let mut broker = Broker::builder().arg("-o").arg("num.partitions=1").start();
-    let mut control = Conn::open(&broker);
+    let mut control = Conn::open(broker.addr());
     create_topic(&mut control);
-    let mut fetcher = Conn::open(&broker);
+    let mut fetcher = Conn::open(broker.addr());
     let id = fetcher.send(
         ApiKey::Fetch,
         FETCH_VERSION,

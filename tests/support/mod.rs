@@ -22,6 +22,8 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::cell::Cell;
 use std::ffi::OsStr;
 use std::fmt::Write as _;

@@ -89,6 +89,13 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: i32,
+    /// `offsets.retention.minutes`: committed offsets outlive their empty group (or
+    /// a simple consumer's last commit) this long.
+    pub offsets_retention_minutes: i32,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes`: the longest metadata an offset commit may carry.
+    pub offset_metadata_max_bytes: i32,
     /// `group.min.session.timeout.ms`.
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
@@ -153,6 +160,9 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 3_000,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             max_connections: i32::MAX,
@@ -331,6 +341,21 @@ impl BrokerConfig {
                 "group.initial.rebalance.delay.ms",
                 Int,
                 some(self.group_initial_rebalance_delay_ms),
+            ),
+            (
+                "offsets.retention.minutes",
+                Int,
+                some(self.offsets_retention_minutes),
+            ),
+            (
+                "offsets.retention.check.interval.ms",
+                Long,
+                some(self.offsets_retention_check_interval_ms),
+            ),
+            (
+                "offset.metadata.max.bytes",
+                Int,
+                some(self.offset_metadata_max_bytes),
             ),
             (
                 "group.min.session.timeout.ms",

@@ -175,6 +175,23 @@ pub(crate) const PROPERTIES: &[Property] = &[
         apply: |c, v| set(&mut c.group_initial_rebalance_delay_ms, v.int_in(0, I32)),
     },
     Property {
+        name: "offsets.retention.minutes",
+        apply: |c, v| set(&mut c.offsets_retention_minutes, v.int_in(1, I32)),
+    },
+    Property {
+        name: "offsets.retention.check.interval.ms",
+        apply: |c, v| {
+            set(
+                &mut c.offsets_retention_check_interval_ms,
+                v.int_in(1, i64::MAX),
+            )
+        },
+    },
+    Property {
+        name: "offset.metadata.max.bytes",
+        apply: |c, v| set(&mut c.offset_metadata_max_bytes, v.int_in(0, I32)),
+    },
+    Property {
         name: "group.min.session.timeout.ms",
         apply: |c, v| set(&mut c.group_min_session_timeout_ms, v.int_in(0, I32)),
     },

@@ -366,3 +366,31 @@ fn kafka_properties_cover_every_property_and_flag_defaults() {
     names.dedup();
     assert_eq!(names.len(), all.len(), "sorted and unique");
 }
+
+#[test]
+fn offset_settings_reach_the_group_coordinator() {
+    let c = load(ConfigSources {
+        overrides: vec![
+            "offsets.retention.minutes=5".into(),
+            "offsets.retention.check.interval.ms=1000".into(),
+            "offset.metadata.max.bytes=10".into(),
+        ],
+        ..Default::default()
+    })
+    .expect("loads");
+    let o = crate::groups::offsets_config(&c);
+    assert_eq!(
+        (
+            o.retention_ms,
+            o.retention_check_interval_ms,
+            o.metadata_max_bytes
+        ),
+        (300_000, 1000, 10)
+    );
+    let d = crate::groups::offsets_config(&BrokerConfig::default());
+    assert_eq!(
+        d.retention_ms,
+        7 * 24 * 60 * 60 * 1000,
+        "Kafka's 7-day default"
+    );
+}

@@ -117,8 +117,12 @@ pub fn group_config(config: &BrokerConfig) -> GroupConfig {
 }
 
 /// The committed-offset settings from the broker configuration.
-pub fn offsets_config(_config: &BrokerConfig) -> OffsetsConfig {
-    OffsetsConfig::default()
+pub fn offsets_config(config: &BrokerConfig) -> OffsetsConfig {
+    OffsetsConfig {
+        metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes).unwrap_or(0),
+        retention_ms: i64::from(config.offsets_retention_minutes) * 60_000,
+        retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+    }
 }
 
 /// Ensures `__consumer_offsets` exists and starts one task per partition. The tasks end

@@ -38,8 +38,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
 // Not served yet: no available real client sends OffsetDelete to test it end to end.
-#[cfg(test)]
-mod offset_delete;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
@@ -257,6 +256,13 @@ pub static HANDLERS: &[ApiHandler] = &[
         max_version: 1,
         advertised_min_version: 0,
         handle: incremental_alter_configs::handle,
+    },
+    ApiHandler {
+        api: ApiKey::OffsetDelete,
+        min_version: 0,
+        max_version: 0,
+        advertised_min_version: 0,
+        handle: offset_delete::handle,
     },
     ApiHandler {
         api: ApiKey::DescribeCluster,

@@ -1,10 +1,12 @@
 //! OffsetDelete (API 47), v0: deletes a group's committed offsets of some partitions.
 //! Group-level refusals (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, ...) are the response's
 //! error; a partition of a topic the group's members subscribe to fails alone with
-//! GROUP_SUBSCRIBED_TO_TOPIC.
+//! GROUP_SUBSCRIBED_TO_TOPIC, and one of a topic this broker does not have with
+//! UNKNOWN_TOPIC_OR_PARTITION (as Kafka filters them before the coordinator).
 
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -27,9 +29,11 @@ pub fn handle(broker: Arc<Broker>, _header: RequestHeader, request: RequestKind)
             });
         };
         let group_id = r.group_id.0.to_string();
+        let known = |name: &str| broker.coordinator().topic(name).is_some();
         let partitions: Vec<TopicPartition> = r
             .topics
             .iter()
+            .filter(|t| known(&t.name))
             .flat_map(|t| {
                 t.partitions
                     .iter()
@@ -63,13 +67,18 @@ pub fn handle(broker: Arc<Broker>, _header: RequestHeader, request: RequestKind)
             .topics
             .into_iter()
             .map(|t| {
+                let is_known = known(&t.name);
                 let partitions = t
                     .partitions
                     .iter()
                     .map(|p| {
-                        let code = results
-                            .next()
-                            .map_or(0, |res| errors::group_code(res.error.as_ref()));
+                        let code = if is_known {
+                            results
+                                .next()
+                                .map_or(0, |res| errors::group_code(res.error.as_ref()))
+                        } else {
+                            ResponseError::UnknownTopicOrPartition.code()
+                        };
                         OffsetDeleteResponsePartition::default()
                             .with_partition_index(p.partition_index)
                             .with_error_code(code)
@@ -130,6 +139,7 @@ mod tests {
         };
         let test = test_support::broker_with(config);
         let broker = test.broker.clone();
+        test_support::create_topic(&broker, "t", 1, &[]);
         let tasks = groups::start(&broker).await;
         let commit = OffsetCommitRequest {
             group_id: "g".into(),
@@ -175,6 +185,19 @@ mod tests {
 
         let r = delete(&broker, "unknown").await;
         assert_eq!(r.error_code, 69); // GROUP_ID_NOT_FOUND
+
+        // A topic the broker does not have fails that partition alone.
+        let header = RequestHeader::default().with_request_api_key(ApiKey::OffsetDelete as i16);
+        let Ok(ResponseKind::OffsetDelete(r)) =
+            handle(broker.clone(), header, request("g", "nope", 0)).await
+        else {
+            panic!("unexpected response");
+        };
+        assert_eq!(r.error_code, 0);
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
 
         broker.begin_shutdown();
         for t in tasks {
