@@ -26,7 +26,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::Broker;
+use support::groups;
 
 /// The program's own overall deadline.
 const PROGRAM_DEADLINE_SECS: &str = "45";
@@ -34,29 +34,11 @@ const PROGRAM_DEADLINE_SECS: &str = "45";
 /// watchdog, 5 s later).
 const HARD_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn broker() -> Broker {
-    Broker::builder()
-        .arg("-o")
-        .arg("group.initial.rebalance.delay.ms=200")
-        .arg("-o")
-        .arg("offsets.topic.num.partitions=4")
-        .start()
-}
-
-fn assert_all_ok(client: &str, out: &support::ClientOutput) {
-    assert!(
-        out.stdout.lines().any(|l| l.starts_with("ALL OK ")),
-        "{client}: program exited 0 without its `ALL OK` line\n---- stdout ----\n{}\n---- stderr ----\n{}",
-        out.stdout,
-        out.stderr
-    );
-}
-
 fn python_group(client: &str, module: &str, script: &str) {
     if !support::require_client(client, support::python_module(module)) {
         return;
     }
-    let broker = broker();
+    let broker = groups::broker();
     let args = vec![
         support::clients_dir()
             .join(script)
@@ -66,8 +48,13 @@ fn python_group(client: &str, module: &str, script: &str) {
         "--timeout".to_string(),
         PROGRAM_DEADLINE_SECS.to_string(),
     ];
-    let out = broker.run_client(support::python(), &args, &[], HARD_TIMEOUT);
-    assert_all_ok(client, &out);
+    groups::run_ok(
+        &broker,
+        &format!("{client}: "),
+        support::python(),
+        &args,
+        HARD_TIMEOUT,
+    );
 }
 
 #[test]
@@ -110,12 +97,11 @@ fn sarama_consumer_group() {
         &bin,
         &format!("-X main.saramaVersion={version}"),
     );
-    let broker = broker();
+    let broker = groups::broker();
     let args = vec![
         broker.bootstrap(),
         "-timeout".to_string(),
         PROGRAM_DEADLINE_SECS.to_string(),
     ];
-    let out = broker.run_client(&bin, &args, &[], HARD_TIMEOUT);
-    assert_all_ok("sarama", &out);
+    groups::run_ok(&broker, "sarama: ", &bin, &args, HARD_TIMEOUT);
 }

@@ -23,43 +23,21 @@ mod support;
 use std::time::Duration;
 
 use support::Broker;
+use support::groups;
 
 /// The program's own overall deadline.
 const PROGRAM_DEADLINE_SECS: &str = "50";
 /// Hard limit enforced from here, above the program's own deadline.
 const HARD_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn broker() -> Option<Broker> {
-    if !support::require_client(
-        "confluent-kafka (pip)",
-        support::python_module("confluent_kafka"),
-    ) {
-        return None;
-    }
-    Some(
-        Broker::builder()
-            .arg("-o")
-            .arg("group.initial.rebalance.delay.ms=200")
-            .arg("-o")
-            .arg("offsets.topic.num.partitions=4")
-            .start(),
-    )
-}
-
 /// Runs a client program and checks its `ALL OK` line.
 fn run_ok(broker: &Broker, args: &[String]) {
-    let out = broker.run_client(support::python(), args, &[], HARD_TIMEOUT);
-    assert!(
-        out.stdout.lines().any(|l| l.starts_with("ALL OK ")),
-        "program exited 0 without its `ALL OK` line\n---- stdout ----\n{}\n---- stderr ----\n{}",
-        out.stdout,
-        out.stderr
-    );
+    groups::run_ok(broker, "", support::python(), args, HARD_TIMEOUT);
 }
 
 #[test]
 fn confluent_kafka_consumer_group() {
-    let Some(broker) = broker() else {
+    let Some(broker) = groups::confluent_broker() else {
         return;
     };
     let script = support::clients_dir().join("group_basic.py");
@@ -74,7 +52,7 @@ fn confluent_kafka_consumer_group() {
 
 #[test]
 fn committed_offsets_survive_a_restart() {
-    let Some(mut broker) = broker() else {
+    let Some(mut broker) = groups::confluent_broker() else {
         return;
     };
     let script = support::clients_dir().join("group_restart.py");

@@ -47,28 +47,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::Broker;
+use support::groups;
 
 /// The program's own overall deadline.
 const PROGRAM_DEADLINE_SECS: &str = "45";
 /// Hard limit enforced from here, above the program's own deadline.
 const HARD_TIMEOUT: Duration = Duration::from_secs(55);
-
-fn broker() -> Option<Broker> {
-    if !support::require_client(
-        "confluent-kafka (pip)",
-        support::python_module("confluent_kafka"),
-    ) {
-        return None;
-    }
-    Some(
-        Broker::builder()
-            .arg("-o")
-            .arg("group.initial.rebalance.delay.ms=200")
-            .arg("-o")
-            .arg("offsets.topic.num.partitions=4")
-            .start(),
-    )
-}
 
 /// Runs `group_scenarios.py BOOTSTRAP ARGS...` and checks its `ALL OK` line.
 fn run_ok(broker: &Broker, scenario: &[&str]) {
@@ -77,18 +61,12 @@ fn run_ok(broker: &Broker, scenario: &[&str]) {
     args.extend(scenario.iter().map(|s| (*s).to_string()));
     args.push("--timeout".to_string());
     args.push(PROGRAM_DEADLINE_SECS.to_string());
-    let out = broker.run_client(support::python(), &args, &[], HARD_TIMEOUT);
-    assert!(
-        out.stdout.lines().any(|l| l.starts_with("ALL OK ")),
-        "program exited 0 without its `ALL OK` line\n---- stdout ----\n{}\n---- stderr ----\n{}",
-        out.stdout,
-        out.stderr
-    );
+    groups::run_ok(broker, "", support::python(), &args, HARD_TIMEOUT);
 }
 
 #[test]
 fn members_join_and_a_killed_member_is_replaced() {
-    let Some(broker) = broker() else {
+    let Some(broker) = groups::confluent_broker() else {
         return;
     };
     run_ok(&broker, &["spread"]);
@@ -98,7 +76,7 @@ fn members_join_and_a_killed_member_is_replaced() {
 /// the survivors of the kill keep what they owned.
 #[test]
 fn cooperative_members_join_and_a_killed_member_is_replaced() {
-    let Some(broker) = broker() else {
+    let Some(broker) = groups::confluent_broker() else {
         return;
     };
     run_ok(&broker, &["spread", "--strategy", "cooperative-sticky"]);
@@ -106,7 +84,7 @@ fn cooperative_members_join_and_a_killed_member_is_replaced() {
 
 #[test]
 fn group_resumes_from_committed_offsets_after_a_broker_crash() {
-    let Some(mut broker) = broker() else {
+    let Some(mut broker) = groups::confluent_broker() else {
         return;
     };
     run_ok(&broker, &["commit", "crash-topic"]);
@@ -120,7 +98,7 @@ fn group_resumes_from_committed_offsets_after_a_broker_crash() {
 /// join completes once that stale member's session times out.
 #[test]
 fn group_resumes_after_a_broker_crash_with_a_stale_member() {
-    let Some(mut broker) = broker() else {
+    let Some(mut broker) = groups::confluent_broker() else {
         return;
     };
     run_ok(&broker, &["commit", "stale-topic", "--no-leave"]);
@@ -133,7 +111,7 @@ fn group_resumes_after_a_broker_crash_with_a_stale_member() {
 /// group keeps them, in the same generation, with no rebalance.
 #[test]
 fn live_members_survive_a_broker_crash_without_a_rebalance() {
-    let Some(mut broker) = broker() else {
+    let Some(mut broker) = groups::confluent_broker() else {
         return;
     };
     let signals = broker.dir().join("signals");
@@ -216,7 +194,7 @@ fn live_members_survive_a_broker_crash_without_a_rebalance() {
 
 #[test]
 fn static_member_rejoins_without_a_rebalance() {
-    let Some(broker) = broker() else {
+    let Some(broker) = groups::confluent_broker() else {
         return;
     };
     run_ok(&broker, &["static"]);
@@ -224,7 +202,7 @@ fn static_member_rejoins_without_a_rebalance() {
 
 #[test]
 fn static_member_is_fenced_by_a_duplicate_instance() {
-    let Some(broker) = broker() else {
+    let Some(broker) = groups::confluent_broker() else {
         return;
     };
     run_ok(&broker, &["fence"]);
@@ -232,7 +210,7 @@ fn static_member_is_fenced_by_a_duplicate_instance() {
 
 #[test]
 fn cooperative_sticky_revokes_only_moved_partitions() {
-    let Some(broker) = broker() else {
+    let Some(broker) = groups::confluent_broker() else {
         return;
     };
     run_ok(&broker, &["cooperative"]);

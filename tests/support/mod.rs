@@ -22,6 +22,7 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod groups;
 pub mod wire;
 
 use std::cell::Cell;
