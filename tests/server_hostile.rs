@@ -402,8 +402,8 @@ fn garbage_and_malformed_requests_close_the_connection() {
         ("unknown API key", frame(&unknown_key)),
         ("undecodable body", frame(&bad_body)),
         ("undecodable header", frame(&bad_header)),
-        ("unserved API (DescribeLogDirs v1, well-formed)", {
-            let mut b = header_v1(ApiKey::DescribeLogDirs, 1);
+        ("unserved API (AlterReplicaLogDirs v1, well-formed)", {
+            let mut b = header_v1(ApiKey::AlterReplicaLogDirs, 1);
             b.put_i32(0);
             frame(&b)
         }),

@@ -51,6 +51,9 @@ def check_admin(admin, member):
     parts = sorted(tp.partition for tp in desc.members[0].assignment.topic_partitions)
     if parts != list(range(PARTITIONS)):
         fail(f"DescribeGroups: assignment {parts}")
+    # Kafka reports the member's address as "/<ip>"; librdkafka strips the slash.
+    if desc.members[0].host.lstrip("/") != "127.0.0.1":
+        fail(f"DescribeGroups: member host {desc.members[0].host!r}")
     if desc.partition_assignor != "range":
         fail(f"DescribeGroups: assignor {desc.partition_assignor!r}")
     res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])

@@ -22,6 +22,7 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod groups;
 pub mod wire;
 
@@ -59,6 +60,7 @@ pub const HARNESS_ENV: &[&str] = &[
     "STROM_CLIENT_TIMEOUT",
     "STROM_PYTHON",
     "STROM_SARAMA_DEBUG",
+    "STROM_BROKERS",
 ];
 
 /// The `strom` binary under test.

@@ -22,8 +22,9 @@ pub struct ClusterMeta {
     pub node_id: i32,
 }
 
-/// URL-safe base64 without padding (16 bytes → 22 characters).
-fn base64_url(bytes: &[u8]) -> String {
+/// URL-safe base64 without padding (16 bytes → 22 characters): how Kafka writes a
+/// UUID (cluster ids, topic ids) for people.
+pub fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

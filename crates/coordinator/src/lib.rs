@@ -21,7 +21,7 @@ pub mod topic_config;
 mod tests;
 
 pub use broker::{BrokerSettings, Coordinator, CreatedTopic, NewTopic};
-pub use cluster_meta::ClusterMeta;
+pub use cluster_meta::{ClusterMeta, base64_url};
 pub use error::{CoordinatorError, Result};
 pub use partition::{AppendOutcome, FetchedRecords, Partition};
 pub use topic::{Topic, TopicRecord, validate_name};

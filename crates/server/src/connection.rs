@@ -191,7 +191,9 @@ async fn read_requests(
                         // Err: the previous task is gone (panicked); still go on.
                         let _ = after.await;
                     }
-                    let result = dispatch::run(handler, broker, header, request).await;
+                    let result =
+                        request::with_peer(peer, dispatch::run(handler, broker, header, request))
+                            .await;
                     let _ = done.send(());
                     result
                 }))

@@ -197,12 +197,12 @@ mod tests {
 
     #[test]
     fn unserved_api_is_decoded_then_refused() {
-        // DescribeLogDirs v1 with an empty topic array: well-formed, but not served.
+        // AlterReplicaLogDirs v1 with an empty dir array: well-formed, but not served.
         let mut body = BytesMut::new();
         body.put_i32(0);
         let res = route(
-            ApiKey::DescribeLogDirs,
-            &header(ApiKey::DescribeLogDirs, 1),
+            ApiKey::AlterReplicaLogDirs,
+            &header(ApiKey::AlterReplicaLogDirs, 1),
             body.freeze(),
         );
         assert!(
@@ -211,8 +211,8 @@ mod tests {
         );
         // Truncated: the decode error is what gets reported.
         let res = route(
-            ApiKey::DescribeLogDirs,
-            &header(ApiKey::DescribeLogDirs, 1),
+            ApiKey::AlterReplicaLogDirs,
+            &header(ApiKey::AlterReplicaLogDirs, 1),
             Bytes::new(),
         );
         assert!(
@@ -221,8 +221,8 @@ mod tests {
         );
         // A version the codec does not know is refused without decoding.
         let res = route(
-            ApiKey::DescribeLogDirs,
-            &header(ApiKey::DescribeLogDirs, 999),
+            ApiKey::AlterReplicaLogDirs,
+            &header(ApiKey::AlterReplicaLogDirs, 999),
             Bytes::new(),
         );
         assert!(

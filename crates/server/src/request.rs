@@ -4,6 +4,12 @@
 //! v1 (key, version, correlation id, client id) or v2 (v1 plus tagged fields, for
 //! "flexible" versions). [`ApiKey::request_header_version`] knows which; the header
 //! codec is `kafka-protocol`'s.
+//!
+//! The connection's peer address travels with each request as a task-local, so the few
+//! handlers that report it (JoinGroup records a member's host) need no extra argument.
+
+use std::future::Future;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -24,6 +30,22 @@ pub fn decode_header(
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| ServerError::MalformedHeader(format!("{e:#}")))?;
     Ok((header, frame))
+}
+
+tokio::task_local! {
+    static PEER: SocketAddr;
+}
+
+/// Runs `handler` with `peer` as the address of the client that sent the request.
+pub async fn with_peer<F: Future>(peer: SocketAddr, handler: F) -> F::Output {
+    PEER.scope(peer, handler).await
+}
+
+/// The requesting client's host as Kafka reports it (`/127.0.0.1`); empty when the
+/// request did not come from a connection (unit tests).
+pub fn client_host() -> String {
+    PEER.try_with(|peer| format!("/{}", peer.ip()))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -57,6 +79,13 @@ mod tests {
             decode_header(ApiKey::Metadata, 12, encoded(&header, 2, b"xy")).expect("v2 header");
         assert_eq!(h.correlation_id, 42);
         assert_eq!(&rest[..], b"xy");
+    }
+
+    #[tokio::test]
+    async fn client_host_is_the_peer_ip_inside_a_request() {
+        assert_eq!(client_host(), "");
+        let peer: SocketAddr = "10.1.2.3:40000".parse().expect("addr");
+        assert_eq!(with_peer(peer, async { client_host() }).await, "/10.1.2.3");
     }
 
     #[test]

@@ -72,8 +72,7 @@ fn to_request(version: i16, r: JoinGroupRequest, client_id: String) -> classic::
             })
             .collect(),
         client_id,
-        // The peer address is not visible to handlers; Kafka reports "/<ip>".
-        client_host: String::new(),
+        client_host: crate::request::client_host(),
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
         reason: r.reason.map(|s| s.to_string()),

@@ -24,6 +24,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 mod duplicates;
 pub mod errors;
 pub mod fetch;
@@ -235,6 +236,14 @@ pub static HANDLERS: &[ApiHandler] = &[
         max_version: 2,
         advertised_min_version: 0,
         handle: alter_configs::handle,
+    },
+    ApiHandler {
+        api: ApiKey::DescribeLogDirs,
+        // Kafka 4 serves v1-v4 (v0 removed by KIP-896); kafka-protocol 0.18 decodes the same.
+        min_version: 1,
+        max_version: 4,
+        advertised_min_version: 1,
+        handle: describe_log_dirs::handle,
     },
     ApiHandler {
         api: ApiKey::CreatePartitions,
