@@ -279,6 +279,10 @@ fn prints_exactly_the_produced_records_in_every_format() {
     assert_eq!(sorted_lines(&five), expected);
     let one = consume(&broker, "fmt -p 2 --from-beginning -n 1 -f %k\\n", &[]);
     assert_eq!(one, "k2a\n");
+    // Without a \n in the template, each record still ends its line.
+    let plain = consume(&broker, "fmt --from-beginning -n 5 --format %k:%v", &[]);
+    assert_eq!(sorted_lines(&plain), expected);
+    assert_eq!(plain.lines().count(), 5, "{plain:?}");
 
     // Default format: the value and a newline, in offset order.
     let values = consume(&broker, "fmt -p 0 --from-beginning -e", &[]);

@@ -5,6 +5,10 @@
 //! `%t` timestamp (ms), `%T` topic, `%h` headers (`k=v` comma separated), `%K`/`%S` key
 //! and value length (-1 for null), `%%`; escapes `\n`, `\t`, `\r`, `\\`. Keys and values
 //! are written as the raw bytes; a null prints as nothing.
+//!
+//! Unlike kcat, a template with no `\n` at all gets one appended: `--format '%k:%v'`
+//! is the spelling people (and the issue) use for "one line per record", and a
+//! template that runs records together is never what a script wants.
 
 use std::borrow::Cow;
 
@@ -90,6 +94,12 @@ impl Template {
         }
         if !literal.is_empty() {
             tokens.push(Token::Literal(literal));
+        }
+        let has_newline = tokens
+            .iter()
+            .any(|t| matches!(t, Token::Literal(bytes) if bytes.contains(&b'\n')));
+        if !has_newline {
+            tokens.push(Token::Literal(b"\n".to_vec()));
         }
         Ok(Template { tokens })
     }
@@ -224,12 +234,14 @@ mod tests {
     fn every_code_renders() {
         let r = record();
         assert_eq!(render(DEFAULT_TEMPLATE, &r), "hello\n");
-        assert_eq!(render("%k:%v|%s", &r), "k1:hello|hello");
-        assert_eq!(render("%T/%p/%o@%t", &r), "orders/3/42@1700000000000");
-        assert_eq!(render("%h", &r), "h1=x,h2=y");
-        assert_eq!(render("%K %S", &r), "2 5");
+        assert_eq!(render("%k:%v|%s", &r), "k1:hello|hello\n");
+        assert_eq!(render("%T/%p/%o@%t", &r), "orders/3/42@1700000000000\n");
+        assert_eq!(render("%h", &r), "h1=x,h2=y\n");
+        assert_eq!(render("%K %S", &r), "2 5\n");
         assert_eq!(render("100%%\\t\\\\\\r\\n", &r), "100%\t\\\r\n");
-        assert_eq!(render("ünï %k", &r), "ünï k1");
+        // A template that has its own newline gets none added, wherever it is.
+        assert_eq!(render("\\n%k", &r), "\nk1");
+        assert_eq!(render("ünï %k", &r), "ünï k1\n");
     }
 
     #[test]
@@ -238,7 +250,7 @@ mod tests {
         r.key = None;
         r.value = None;
         r.headers.clear();
-        assert_eq!(render("[%k][%v][%h] %K %S", &r), "[][][] -1 -1");
+        assert_eq!(render("[%k][%v][%h] %K %S", &r), "[][][] -1 -1\n");
     }
 
     #[test]

@@ -83,7 +83,9 @@ pub struct ConsumeArgs {
     exit_at_end: bool,
 
     /// Output template: %k key, %v or %s value, %p partition, %o offset, %t timestamp
-    /// (ms), %T topic, %h headers, %K/%S key/value length, %%, \n \t \\ [default: %v\n]
+    /// (ms), %T topic, %h headers, %K/%S key/value length, %%, \n \t \\; a template
+    /// without \n gets one appended, so `-f '%k:%v'` prints a line per record
+    /// [default: %v\n]
     #[arg(short = 'f', long, value_name = "TEMPLATE")]
     format: Option<String>,
 
