@@ -28,7 +28,7 @@ use kafka_protocol::protocol::Encodable;
 use crate::api_versions;
 use crate::broker::Broker;
 use crate::error::{Result, ServerError};
-use crate::frame::{FrameEncodeError, encode_frame};
+use crate::frame::{FrameEncodeError, encode_frame_sized};
 use crate::handlers::{self, ApiHandler};
 
 /// What to do with a request whose header decoded.
@@ -122,7 +122,7 @@ pub fn encode_response(
 ) -> Result<Bytes> {
     let header_version = api.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    encode_frame(|buf| {
+    encode_frame_sized(size_hint(response, version), |buf| {
         header.encode(buf, header_version)?;
         response.encode(buf, version)
     })
@@ -134,6 +134,18 @@ pub fn encode_response(
             FrameEncodeError::TooLarge(n) => format!("{n} bytes does not fit in a frame"),
         },
     })
+}
+
+/// Bytes to reserve for a response body (plus the few of its header). Only a Fetch
+/// response is large; its exact size costs a walk over its partitions, far cheaper than
+/// the copies of growing a buffer by doubling to a megabyte (measured: 1.7x the copy
+/// floor for 16 partitions x 64 KiB before, `cargo bench -p strom-server --bench codec`).
+fn size_hint(response: &ResponseKind, version: i16) -> usize {
+    const HEADER: usize = 16;
+    match response {
+        ResponseKind::Fetch(fetch) => fetch.compute_size(version).unwrap_or(0) + HEADER,
+        _ => 256,
+    }
 }
 
 fn decode(api: ApiKey, version: i16, body: &mut Bytes) -> Result<RequestKind> {

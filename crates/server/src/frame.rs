@@ -151,7 +151,17 @@ pub fn next_capacity(received: usize, size: usize) -> usize {
 pub fn encode_frame<E>(
     encode: impl FnOnce(&mut BytesMut) -> std::result::Result<(), E>,
 ) -> std::result::Result<Bytes, FrameEncodeError<E>> {
-    let mut buf = BytesMut::with_capacity(256);
+    encode_frame_sized(256, encode)
+}
+
+/// [`encode_frame`] into a buffer of `payload_hint` bytes to start with: a large
+/// response whose size is known up front is then written without the copies that
+/// growing the buffer by doubling costs.
+pub fn encode_frame_sized<E>(
+    payload_hint: usize,
+    encode: impl FnOnce(&mut BytesMut) -> std::result::Result<(), E>,
+) -> std::result::Result<Bytes, FrameEncodeError<E>> {
+    let mut buf = BytesMut::with_capacity(SIZE_LEN + payload_hint);
     buf.put_i32(0);
     encode(&mut buf).map_err(FrameEncodeError::Encode)?;
     let payload = buf.len() - SIZE_LEN;
