@@ -16,9 +16,6 @@ use kafka_protocol::messages::{
     join_group_request::JoinGroupRequestProtocol,
     leave_group_request::MemberIdentity,
     offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
-    offset_fetch_request::{
-        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-    },
     sync_group_request::SyncGroupRequestAssignment,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -28,6 +25,7 @@ use super::consumer_protocol::{
     PROTOCOL_TYPE, decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
 use super::error::KafkaError;
+use super::offset_fetch;
 use super::range_assignor::{self, RANGE};
 
 /// A partition of a topic.
@@ -324,46 +322,20 @@ impl GroupMember {
         cluster: &mut Cluster,
         partitions: &[TopicPartition],
     ) -> anyhow::Result<HashMap<TopicPartition, i64>> {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        let mut grouped: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (topic, partition) in partitions {
-            by_topic.entry(topic).or_default().push(*partition);
+            grouped.entry(topic).or_default().push(*partition);
         }
+        let by_topic: Vec<(String, Vec<i32>)> = grouped
+            .into_iter()
+            .map(|(t, ps)| (t.to_string(), ps))
+            .collect();
         let deadline = Instant::now() + cluster.timeouts().request;
         loop {
             let node = self.coordinator(cluster).await?;
             let conn = cluster.broker(node).await?;
             let version = conn.version::<OffsetFetchRequest>()?;
-            let group_id = GroupId(StrBytes::from_string(self.group.clone()));
-            // v8 moved the request into a list of groups.
-            let request = if version >= 8 {
-                OffsetFetchRequest::default().with_groups(vec![
-                    OffsetFetchRequestGroup::default()
-                        .with_group_id(group_id)
-                        .with_topics(Some(
-                            by_topic
-                                .iter()
-                                .map(|(t, ps)| {
-                                    OffsetFetchRequestTopics::default()
-                                        .with_name(topic_name(t))
-                                        .with_partition_indexes(ps.clone())
-                                })
-                                .collect(),
-                        )),
-                ])
-            } else {
-                OffsetFetchRequest::default()
-                    .with_group_id(group_id)
-                    .with_topics(Some(
-                        by_topic
-                            .iter()
-                            .map(|(t, ps)| {
-                                OffsetFetchRequestTopic::default()
-                                    .with_name(topic_name(t))
-                                    .with_partition_indexes(ps.clone())
-                            })
-                            .collect(),
-                    ))
-            };
+            let request = offset_fetch::request(&self.group, version, Some(&by_topic));
             let response = match conn.call_at(&request, version).await {
                 Ok(response) => response,
                 Err(e) => {
@@ -372,45 +344,7 @@ impl GroupMember {
                         .with_context(|| format!("cannot fetch offsets of group {}", self.group));
                 }
             };
-            // (topic, partition, offset, error) whichever layout the version uses.
-            let (code, rows): (i16, Vec<(String, i32, i64, i16)>) = if version >= 8 {
-                let Some(group) = response.groups.into_iter().next() else {
-                    bail!("OffsetFetch response for group {} has no group", self.group);
-                };
-                let rows = group
-                    .topics
-                    .into_iter()
-                    .flat_map(|t| {
-                        let name = t.name.0.to_string();
-                        t.partitions.into_iter().map(move |p| {
-                            (
-                                name.clone(),
-                                p.partition_index,
-                                p.committed_offset,
-                                p.error_code,
-                            )
-                        })
-                    })
-                    .collect();
-                (group.error_code, rows)
-            } else {
-                let rows = response
-                    .topics
-                    .into_iter()
-                    .flat_map(|t| {
-                        let name = t.name.0.to_string();
-                        t.partitions.into_iter().map(move |p| {
-                            (
-                                name.clone(),
-                                p.partition_index,
-                                p.committed_offset,
-                                p.error_code,
-                            )
-                        })
-                    })
-                    .collect();
-                (response.error_code, rows)
-            };
+            let (code, rows) = offset_fetch::rows(response);
             if code != 0 {
                 if Instant::now() < deadline && self.retry_after(cluster, code).await {
                     continue;

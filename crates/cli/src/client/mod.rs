@@ -6,6 +6,7 @@ pub mod connection;
 pub mod consumer_protocol;
 pub mod error;
 pub mod group_member;
+pub mod offset_fetch;
 pub mod offsets;
 pub mod range_assignor;
 

@@ -9,14 +9,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context;
 use clap::Args;
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, OffsetFetchRequest};
+use kafka_protocol::messages::{DescribeGroupsRequest, GroupId};
 use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use super::{call_coordinator, or_dash, partition_leaders, unknown_group};
 use crate::client::consumer_protocol::{PROTOCOL_TYPE, decode_assignment};
-use crate::client::{Cluster, KafkaError, OffsetSpec, list_offsets};
+use crate::client::{Cluster, KafkaError, OffsetSpec, list_offsets, offset_fetch};
 use crate::commands::ClientOpts;
 use crate::output::{OutputFormat, Table, print_json};
 
@@ -133,61 +132,15 @@ pub(super) async fn committed_offsets(
     cluster: &mut Cluster,
     group: &str,
 ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-    let group_id = || GroupId(StrBytes::from_string(group.to_string()));
-    // `topics` null asks for every partition with an offset (v2+); v8 moved the
-    // group into a batch of groups.
+    // `topics` null asks for every partition with an offset (v2+).
     let response = call_coordinator(
         cluster,
         group,
-        |version| {
-            if version >= 8 {
-                OffsetFetchRequest::default().with_groups(vec![
-                    OffsetFetchRequestGroup::default()
-                        .with_group_id(group_id())
-                        .with_topics(None),
-                ])
-            } else {
-                OffsetFetchRequest::default()
-                    .with_group_id(group_id())
-                    .with_topics(None)
-            }
-        },
-        |r| match r.groups.first() {
-            Some(g) => g.error_code,
-            None => r.error_code,
-        },
+        |version| offset_fetch::request(group, version, None),
+        offset_fetch::group_error,
     )
     .await?;
-    // (topic, partition, offset, error code) from either layout.
-    let mut entries: Vec<(String, i32, i64, i16)> = Vec::new();
-    let error_code = match response.groups.into_iter().next() {
-        Some(g) => {
-            for t in g.topics {
-                for p in t.partitions {
-                    entries.push((
-                        t.name.0.to_string(),
-                        p.partition_index,
-                        p.committed_offset,
-                        p.error_code,
-                    ));
-                }
-            }
-            g.error_code
-        }
-        None => {
-            for t in response.topics {
-                for p in t.partitions {
-                    entries.push((
-                        t.name.0.to_string(),
-                        p.partition_index,
-                        p.committed_offset,
-                        p.error_code,
-                    ));
-                }
-            }
-            response.error_code
-        }
-    };
+    let (error_code, entries) = offset_fetch::rows(response);
     if error_code == KafkaError::GROUP_ID_NOT_FOUND {
         return Ok(BTreeMap::new());
     }
