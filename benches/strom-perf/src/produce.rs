@@ -147,7 +147,13 @@ pub fn producer_config(
         .set("compression.codec", load.compression.as_str())
         .set("linger.ms", load.linger_ms.to_string())
         .set("batch.size", load.batch_size.to_string())
-        .set("enable.idempotence", load.idempotence.to_string());
+        .set("enable.idempotence", load.idempotence.to_string())
+        // A dead broker fails the run within 30 s instead of librdkafka's 300 s.
+        .set("message.timeout.ms", "30000")
+        // At most 64 MiB queued in the client (librdkafka allows 1 GiB): a flat-out run
+        // measures the broker, not how long a huge client queue takes to drain after
+        // the clock stops.
+        .set("queue.buffering.max.kbytes", "65536");
     // -X wins over the flags.
     crate::kafka::apply_properties(&mut cfg, extra)?;
     Ok(cfg)

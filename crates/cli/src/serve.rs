@@ -51,6 +51,9 @@ pub struct ServeArgs {
 /// Runs the broker; returns after a clean shutdown.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    if !strom_server::mmap_alloc::keep_request_buffers() {
+        tracing::debug!("malloc tuning unavailable; request buffers go back to the kernel");
+    }
     let sources = ConfigSources {
         config_file: args.config,
         data_dir: args.data_dir,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use strom_storage::batch::BatchIter;
-use strom_storage::{Clock, Log, LogConfig, TimestampOffset};
+use strom_storage::{Clock, FileRecords, Log, LogConfig, TimestampOffset};
 use tokio::sync::watch;
 
 use crate::error::{CoordinatorError, Result};
@@ -33,10 +33,12 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
-/// Records returned by a fetch and the partition's offsets at that moment.
+/// Records returned by a fetch and the partition's offsets at that moment. `R` is the
+/// batches in memory (`Bytes`) or named in their segment file ([`FileRecords`], `None`
+/// when there are none).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedRecords {
-    pub records: Bytes,
+pub struct FetchedRecords<R = Bytes> {
+    pub records: R,
     pub high_watermark: u64,
     pub log_start_offset: u64,
     pub log_end_offset: u64,
@@ -80,8 +82,19 @@ impl Partition {
     ) -> Result<Partition> {
         let dir = Self::dir_for(data_dir, &topic, index);
         let (log, report) = Log::open_with_report(&dir, config, clock)?;
-        if report.truncated_bytes() > 0 || !report.deleted_segments.is_empty() {
-            tracing::warn!(topic = %topic, partition = index, ?report, "recovered partition log");
+        if report.repaired() {
+            // Storage has logged each file; this sums the partition up.
+            tracing::warn!(
+                topic = %topic,
+                partition = index,
+                truncated_bytes = report.truncated_bytes(),
+                dropped_batches = report.dropped_batches(),
+                rebuilt_indexes = ?report.rebuilt_indexes,
+                deleted_segments = ?report.deleted_segments,
+                offset_gaps = ?report.offset_gaps,
+                log_end_offset = log.log_end_offset(),
+                "recovered partition log",
+            );
         }
         let (mut producers, from) = match ProducerStateManager::read_snapshot(&dir)? {
             Some((p, at)) if at <= log.log_end_offset() && at >= log.log_start_offset() => (p, at),
@@ -238,6 +251,33 @@ impl Partition {
     /// one batch, unless `max_bytes` is 0: then only the offsets are checked and
     /// returned), only below the high watermark.
     pub fn fetch(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
+        let fetched = self.fetch_slice(offset, max_bytes)?;
+        let records = match &fetched.records {
+            Some(slice) => slice.read().map_err(|source| {
+                CoordinatorError::Storage(strom_storage::StorageError::Io {
+                    context: "reading fetched records of",
+                    path: self.dir.clone(),
+                    source,
+                })
+            })?,
+            None => Bytes::new(),
+        };
+        Ok(FetchedRecords {
+            records,
+            high_watermark: fetched.high_watermark,
+            log_start_offset: fetched.log_start_offset,
+            log_end_offset: fetched.log_end_offset,
+        })
+    }
+
+    /// The batches [`Partition::fetch`] returns, named in their segment file rather than
+    /// read: the lock is held only while batch headers are walked, and the Fetch handler
+    /// sends the bytes with `sendfile`.
+    pub fn fetch_slice(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<FetchedRecords<Option<FileRecords>>> {
         let high_watermark = *self.high_watermark.borrow();
         self.with_state(|state| {
             let records = if max_bytes == 0 {
@@ -251,9 +291,9 @@ impl Partition {
                         },
                     ));
                 }
-                Bytes::new()
+                None
             } else {
-                state.log.read_up_to(offset, max_bytes, high_watermark)?
+                state.log.slice_up_to(offset, max_bytes, high_watermark)?
             };
             Ok(FetchedRecords {
                 records,

@@ -34,6 +34,7 @@ use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse, ResponseH
 use kafka_protocol::protocol::Decodable;
 use strom_coordinator::{BrokerSettings, Coordinator, NewTopic, Partition};
 use strom_server::dispatch::{self, Route};
+use strom_server::response_frame::ResponseFrame;
 use strom_server::{Broker, BrokerConfig, HostPort, MmapAlloc, request};
 use strom_storage::{LogConfig, SystemClock};
 use support::{FETCH_VERSION, MIB, PRODUCE_VERSION, SHAPES, Shape, Stopwatch};
@@ -101,8 +102,9 @@ impl InProcess {
     }
 
     /// One request frame through decode, handler and response encoding, as a connection
-    /// runs it; returns the response frame.
-    fn serve(&self, api: ApiKey, version: i16, frame: Bytes) -> Bytes {
+    /// runs it; returns the response frame (a Fetch frame's record sets still in their
+    /// files, as the connection sends them with `sendfile`).
+    fn serve(&self, api: ApiKey, version: i16, frame: Bytes) -> ResponseFrame {
         let (header, body) = request::decode_header(api, version, frame).expect("header");
         let Route::Handle { handler, request } =
             dispatch::route(api, &header, body).expect("routed")
@@ -116,7 +118,8 @@ impl InProcess {
 }
 
 /// The body of a response frame: past the size prefix and the v0 response header.
-fn response_body(mut frame: Bytes) -> Bytes {
+fn response_body(frame: ResponseFrame) -> Bytes {
+    let mut frame = frame.to_bytes().expect("record sets readable");
     assert_eq!(frame.get_i32() as usize, frame.len());
     ResponseHeader::decode(&mut frame, 0).expect("response header");
     frame

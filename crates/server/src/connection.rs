@@ -45,6 +45,7 @@ use crate::dispatch::{self, Route};
 use crate::error::{Result, ServerError};
 use crate::frame::FrameReader;
 use crate::request;
+use crate::response_frame::ResponseFrame;
 use crate::server::{Shared, TaskToken};
 
 /// A request between being read and having its response written.
@@ -61,7 +62,7 @@ struct InFlight {
 
 enum Pending {
     /// The handler task producing the response frame.
-    Task(JoinHandle<Result<Bytes>>),
+    Task(JoinHandle<Result<ResponseFrame>>),
     /// A response known without a handler.
     Ready(Bytes),
 }
@@ -236,7 +237,7 @@ async fn write_responses(
     let mut written = 0;
     while let Some(in_flight) = queue.recv().await {
         let frame = match in_flight.response {
-            Pending::Ready(frame) => Ok(frame),
+            Pending::Ready(frame) => Ok(ResponseFrame::from(frame)),
             Pending::Task(task) => match task.await {
                 Ok(result) => result,
                 Err(join) => Err(ServerError::HandlerFailed {
@@ -264,7 +265,7 @@ async fn write_responses(
         if frame.is_empty() {
             continue; // acks=0: nothing to send
         }
-        if let Err(e) = write_half.write_all(&frame).await {
+        if let Err(e) = frame.write_to(&mut write_half).await {
             debug!(%peer, error = %e, "write failed");
             break;
         }

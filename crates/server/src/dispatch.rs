@@ -29,7 +29,8 @@ use crate::api_versions;
 use crate::broker::Broker;
 use crate::error::{Result, ServerError};
 use crate::frame::{FrameEncodeError, encode_frame_sized};
-use crate::handlers::{self, ApiHandler};
+use crate::handlers::{self, ApiHandler, Handler};
+use crate::response_frame::ResponseFrame;
 
 /// What to do with a request whose header decoded.
 #[derive(Debug)]
@@ -91,11 +92,15 @@ pub async fn run(
     broker: Arc<Broker>,
     header: RequestHeader,
     request: Box<RequestKind>,
-) -> Result<Bytes> {
+) -> Result<ResponseFrame> {
+    let handle = match handler.handle {
+        Handler::Frame(handle) => return handle(broker, header, *request).await,
+        Handler::Response(handle) => handle,
+    };
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     let no_response = matches!(&*request, RequestKind::Produce(p) if p.acks == 0);
-    let response = (handler.handle)(broker, header, *request).await?;
+    let response = handle(broker, header, *request).await?;
     if no_response {
         return match &response {
             // The client hears of a failure only by the connection closing (Kafka's rule).
@@ -106,10 +111,10 @@ pub async fn run(
                         .into(),
                 })
             }
-            _ => Ok(Bytes::new()),
+            _ => Ok(ResponseFrame::none()),
         };
     }
-    encode_response(handler.api, version, correlation_id, &response)
+    encode_response(handler.api, version, correlation_id, &response).map(ResponseFrame::from)
 }
 
 /// Encodes a response frame: size, response header (v0 or v1 as the API and version

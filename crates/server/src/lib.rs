@@ -26,6 +26,7 @@ pub mod handlers;
 pub mod maintenance;
 pub mod mmap_alloc;
 pub mod request;
+pub mod response_frame;
 mod server;
 
 pub use broker::Broker;

@@ -158,7 +158,7 @@ impl BatchHeader {
                 available: buf.len(),
             });
         }
-        let computed = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..size]);
+        let computed = checksum(&buf[ATTRIBUTES_OFFSET..size]);
         if computed != header.crc {
             return Err(BatchError::CrcMismatch {
                 stored: header.crc,
@@ -210,6 +210,12 @@ impl BatchHeader {
     pub fn has_producer_id(&self) -> bool {
         self.producer_id != NO_PRODUCER_ID
     }
+}
+
+/// The CRC-32C (Castagnoli) a batch carries, of `data`: the batch from
+/// [`ATTRIBUTES_OFFSET`] to its end.
+pub fn checksum(data: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
 }
 
 /// The bytes that replace the first [`PARTITION_LEADER_EPOCH_OFFSET`] + 4 bytes of a
@@ -272,6 +278,28 @@ impl Iterator for BatchIter<'_> {
 mod tests {
     use super::*;
     use crate::testing::encode_batch;
+
+    /// crc-fast picks an implementation per CPU at run time; every length class (tails,
+    /// folding blocks, large buffers) must agree with an independent CRC-32C.
+    #[test]
+    fn checksum_is_crc32c() {
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in [
+            0, 1, 7, 15, 16, 63, 64, 255, 256, 1000, 4096, 65_537, 300_000,
+        ] {
+            for start in [0, 1, 3] {
+                let end = (start + len).min(data.len());
+                let slice = &data[start..end];
+                assert_eq!(
+                    checksum(slice),
+                    crc32c::crc32c(slice),
+                    "len {len} at {start}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn parses_and_validates_a_batch() {

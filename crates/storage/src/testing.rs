@@ -28,7 +28,7 @@ pub fn encode_batch(
     b[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&(-1i16).to_be_bytes());
     b[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&(-1i32).to_be_bytes());
     b[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&records_count.to_be_bytes());
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    let crc = checksum(&b[ATTRIBUTES_OFFSET..]);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     b
 }
@@ -46,4 +46,19 @@ pub fn batch_of(records_count: i32, record_size: usize, timestamp: i64) -> Vec<u
         NO_PRODUCER_ID,
         &payload,
     )
+}
+
+/// Bytes `position..position + len` of the file at `path` as a [`FileRecords`], for
+/// tests of code that sends record sets from files.
+pub fn file_records(
+    path: &std::path::Path,
+    position: u64,
+    len: usize,
+) -> std::io::Result<crate::FileRecords> {
+    let file = std::fs::File::open(path)?;
+    Ok(crate::FileRecords::new(
+        std::sync::Arc::new(file),
+        position,
+        len,
+    ))
 }

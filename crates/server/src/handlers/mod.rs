@@ -53,12 +53,29 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use crate::broker::Broker;
 use crate::error::Result;
+use crate::response_frame::ResponseFrame;
 
 /// The future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<ResponseKind>> + Send>>;
 
 /// A handler: decoded request in, response out.
 pub type HandlerFn = fn(Arc<Broker>, RequestHeader, RequestKind) -> HandlerFuture;
+
+/// The future of a handler that encodes its own response frame.
+pub type FrameHandlerFuture = Pin<Box<dyn Future<Output = Result<ResponseFrame>> + Send>>;
+
+/// A handler that encodes its own frame: Fetch, whose record sets are sent from files
+/// rather than encoded (see `crate::response_frame`).
+pub type FrameHandlerFn = fn(Arc<Broker>, RequestHeader, RequestKind) -> FrameHandlerFuture;
+
+/// How an API is served.
+#[derive(Debug, Clone, Copy)]
+pub enum Handler {
+    /// The dispatcher encodes the response.
+    Response(HandlerFn),
+    /// The handler encodes the response frame itself.
+    Frame(FrameHandlerFn),
+}
 
 /// One served API.
 #[derive(Debug)]
@@ -74,7 +91,7 @@ pub struct ApiHandler {
     /// advertises Produce from v0 even though it serves only v3+ (KAFKA-18659). Requests
     /// between the two are refused like any unsupported version.
     pub advertised_min_version: i16,
-    pub handle: HandlerFn,
+    pub handle: Handler,
 }
 
 impl ApiHandler {
@@ -92,91 +109,91 @@ pub static HANDLERS: &[ApiHandler] = &[
         max_version: 12,
         // See `advertised_min_version`: librdkafka needs to see Produce from v0.
         advertised_min_version: 0,
-        handle: produce::handle,
+        handle: Handler::Response(produce::handle),
     },
     ApiHandler {
         api: ApiKey::Fetch,
         min_version: 4,
         max_version: 17,
         advertised_min_version: 4,
-        handle: fetch::handle,
+        handle: Handler::Frame(fetch::handle),
     },
     ApiHandler {
         api: ApiKey::ListOffsets,
         min_version: 1,
         max_version: 9,
         advertised_min_version: 1,
-        handle: list_offsets::handle,
+        handle: Handler::Response(list_offsets::handle),
     },
     ApiHandler {
         api: ApiKey::Metadata,
         min_version: 0,
         max_version: 12,
         advertised_min_version: 0,
-        handle: metadata::handle,
+        handle: Handler::Response(metadata::handle),
     },
     ApiHandler {
         api: ApiKey::OffsetCommit,
         min_version: 2,
         max_version: 9,
         advertised_min_version: 2,
-        handle: offset_commit::handle,
+        handle: Handler::Response(offset_commit::handle),
     },
     ApiHandler {
         api: ApiKey::OffsetFetch,
         min_version: 1,
         max_version: 9,
         advertised_min_version: 1,
-        handle: offset_fetch::handle,
+        handle: Handler::Response(offset_fetch::handle),
     },
     ApiHandler {
         api: ApiKey::FindCoordinator,
         min_version: 0,
         max_version: 6,
         advertised_min_version: 0,
-        handle: find_coordinator::handle,
+        handle: Handler::Response(find_coordinator::handle),
     },
     ApiHandler {
         api: ApiKey::JoinGroup,
         min_version: 0,
         max_version: 9,
         advertised_min_version: 0,
-        handle: join_group::handle,
+        handle: Handler::Response(join_group::handle),
     },
     ApiHandler {
         api: ApiKey::Heartbeat,
         min_version: 0,
         max_version: 4,
         advertised_min_version: 0,
-        handle: heartbeat::handle,
+        handle: Handler::Response(heartbeat::handle),
     },
     ApiHandler {
         api: ApiKey::LeaveGroup,
         min_version: 0,
         max_version: 5,
         advertised_min_version: 0,
-        handle: leave_group::handle,
+        handle: Handler::Response(leave_group::handle),
     },
     ApiHandler {
         api: ApiKey::SyncGroup,
         min_version: 0,
         max_version: 5,
         advertised_min_version: 0,
-        handle: sync_group::handle,
+        handle: Handler::Response(sync_group::handle),
     },
     ApiHandler {
         api: ApiKey::DescribeGroups,
         min_version: 0,
         max_version: 6,
         advertised_min_version: 0,
-        handle: describe_groups::handle,
+        handle: Handler::Response(describe_groups::handle),
     },
     ApiHandler {
         api: ApiKey::ListGroups,
         min_version: 0,
         max_version: 5,
         advertised_min_version: 0,
-        handle: list_groups::handle,
+        handle: Handler::Response(list_groups::handle),
     },
     ApiHandler {
         api: ApiKey::ApiVersions,
@@ -184,7 +201,7 @@ pub static HANDLERS: &[ApiHandler] = &[
         min_version: 0,
         max_version: 4,
         advertised_min_version: 0,
-        handle: api_versions::handle,
+        handle: Handler::Response(api_versions::handle),
     },
     ApiHandler {
         api: ApiKey::CreateTopics,
@@ -192,21 +209,21 @@ pub static HANDLERS: &[ApiHandler] = &[
         min_version: 2,
         max_version: 7,
         advertised_min_version: 2,
-        handle: create_topics::handle,
+        handle: Handler::Response(create_topics::handle),
     },
     ApiHandler {
         api: ApiKey::DeleteTopics,
         min_version: 1,
         max_version: 6,
         advertised_min_version: 1,
-        handle: delete_topics::handle,
+        handle: Handler::Response(delete_topics::handle),
     },
     ApiHandler {
         api: ApiKey::DeleteRecords,
         min_version: 0,
         max_version: 2,
         advertised_min_version: 0,
-        handle: delete_records::handle,
+        handle: Handler::Response(delete_records::handle),
     },
     ApiHandler {
         api: ApiKey::InitProducerId,
@@ -214,28 +231,28 @@ pub static HANDLERS: &[ApiHandler] = &[
         min_version: 0,
         max_version: 5,
         advertised_min_version: 0,
-        handle: init_producer_id::handle,
+        handle: Handler::Response(init_producer_id::handle),
     },
     ApiHandler {
         api: ApiKey::OffsetForLeaderEpoch,
         min_version: 2,
         max_version: 4,
         advertised_min_version: 2,
-        handle: offset_for_leader_epoch::handle,
+        handle: Handler::Response(offset_for_leader_epoch::handle),
     },
     ApiHandler {
         api: ApiKey::DescribeConfigs,
         min_version: 1,
         max_version: 4,
         advertised_min_version: 1,
-        handle: describe_configs::handle,
+        handle: Handler::Response(describe_configs::handle),
     },
     ApiHandler {
         api: ApiKey::AlterConfigs,
         min_version: 0,
         max_version: 2,
         advertised_min_version: 0,
-        handle: alter_configs::handle,
+        handle: Handler::Response(alter_configs::handle),
     },
     ApiHandler {
         api: ApiKey::DescribeLogDirs,
@@ -243,42 +260,42 @@ pub static HANDLERS: &[ApiHandler] = &[
         min_version: 1,
         max_version: 4,
         advertised_min_version: 1,
-        handle: describe_log_dirs::handle,
+        handle: Handler::Response(describe_log_dirs::handle),
     },
     ApiHandler {
         api: ApiKey::CreatePartitions,
         min_version: 0,
         max_version: 3,
         advertised_min_version: 0,
-        handle: create_partitions::handle,
+        handle: Handler::Response(create_partitions::handle),
     },
     ApiHandler {
         api: ApiKey::DeleteGroups,
         min_version: 0,
         max_version: 2,
         advertised_min_version: 0,
-        handle: delete_groups::handle,
+        handle: Handler::Response(delete_groups::handle),
     },
     ApiHandler {
         api: ApiKey::IncrementalAlterConfigs,
         min_version: 0,
         max_version: 1,
         advertised_min_version: 0,
-        handle: incremental_alter_configs::handle,
+        handle: Handler::Response(incremental_alter_configs::handle),
     },
     ApiHandler {
         api: ApiKey::OffsetDelete,
         min_version: 0,
         max_version: 0,
         advertised_min_version: 0,
-        handle: offset_delete::handle,
+        handle: Handler::Response(offset_delete::handle),
     },
     ApiHandler {
         api: ApiKey::DescribeCluster,
         min_version: 0,
         max_version: 2,
         advertised_min_version: 0,
-        handle: describe_cluster::handle,
+        handle: Handler::Response(describe_cluster::handle),
     },
 ];
 

@@ -4,8 +4,12 @@
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -182,17 +186,9 @@ async fn read_frame(s: &mut TcpStream) -> Bytes {
     Bytes::from(body)
 }
 
-/// A producer pipelines Produce requests for one partition and relies on them being
-/// appended in the order sent (Kafka runs one request per connection at a time).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_produces_to_one_partition_are_appended_in_request_order() {
-    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{MetadataRequest, ProduceRequest, ProduceResponse, TopicName};
-
-    let (addr, stop, run) = start(BrokerConfig::default()).await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let topic = TopicName(StrBytes::from_static_str("ordered"));
+/// Creates `name` (one partition) through Metadata's auto-creation.
+async fn create_topic(s: &mut TcpStream, name: &'static str) -> TopicName {
+    let topic = TopicName(StrBytes::from_static_str(name));
     let metadata = MetadataRequest::default()
         .with_topics(Some(vec![
             MetadataRequestTopic::default().with_name(Some(topic.clone())),
@@ -201,39 +197,135 @@ async fn pipelined_produces_to_one_partition_are_appended_in_request_order() {
     s.write_all(&frame_of(ApiKey::Metadata, 9, 0, metadata))
         .await
         .expect("write");
-    read_frame(&mut s).await;
+    read_frame(s).await;
+    topic
+}
 
+/// A Produce v9 frame with one batch for partition 0 of `topic`.
+fn produce_frame(topic: &TopicName, correlation_id: i32, batch: Vec<u8>) -> Vec<u8> {
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic.clone())
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ]);
+    frame_of(ApiKey::Produce, 9, correlation_id, produce)
+}
+
+/// The one partition of a Produce v9 response frame.
+fn produced_partition(mut frame: Bytes) -> PartitionProduceResponse {
+    ResponseHeader::decode(&mut frame, 1).expect("header");
+    let mut response = ProduceResponse::decode(&mut frame, 9).expect("response");
+    response.responses.remove(0).partition_responses.remove(0)
+}
+
+/// A producer pipelines Produce requests for one partition and relies on them being
+/// appended in the order sent (Kafka runs one request per connection at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_produces_to_one_partition_are_appended_in_request_order() {
+    let (addr, stop, run) = start(BrokerConfig::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let topic = create_topic(&mut s, "ordered").await;
     let requests = 200;
     let mut wire = Vec::new();
     for i in 1..=requests {
         let batch = strom_storage::testing::encode_batch(1, 0, 0, -1, &[i as u8; 100]);
-        let produce = ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(topic.clone())
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(Bytes::from(batch))),
-                    ]),
-            ]);
-        wire.extend(frame_of(ApiKey::Produce, 9, i, produce));
+        wire.extend(produce_frame(&topic, i, batch));
     }
     s.write_all(&wire).await.expect("write");
     for i in 1..=requests {
         let mut frame = read_frame(&mut s).await;
-        let header = ResponseHeader::decode(&mut frame, 1).expect("header");
+        let header = ResponseHeader::decode(&mut frame.clone(), 1).expect("header");
         assert_eq!(header.correlation_id, i);
-        let response = ProduceResponse::decode(&mut frame, 9).expect("response");
-        let p = &response.responses[0].partition_responses[0];
+        let p = produced_partition(std::mem::take(&mut frame));
         assert_eq!(p.error_code, 0);
         assert_eq!(
             p.base_offset,
             i64::from(i - 1),
             "request {i} appended out of order"
         );
+    }
+    drop(s);
+    let _ = stop.send(());
+    run.await.expect("join").expect("run");
+}
+
+/// Large record sets go from the segment file to the socket with `sendfile`; a client
+/// that reads slowly fills the socket buffer, so the sender must wait and resume, and
+/// every response must still be whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_fetches_are_sent_whole_to_a_slow_reader() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+    use strom_storage::batch::BatchIter;
+
+    let (addr, stop, run) = start(BrokerConfig::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let topic = create_topic(&mut s, "big").await;
+    // 8 batches of 512 KiB, each with its own fill byte.
+    let batches: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| strom_storage::testing::encode_batch(1, 0, 0, -1, &vec![i; 512 * 1024]))
+        .collect();
+    for (i, batch) in batches.iter().enumerate() {
+        s.write_all(&produce_frame(&topic, i as i32 + 1, batch.clone()))
+            .await
+            .expect("write");
+        assert_eq!(produced_partition(read_frame(&mut s).await).error_code, 0);
+    }
+    // Pipelined fetches from several offsets, in the old and the flexible layouts.
+    let fetches = [(4i16, 0i64), (12, 0), (11, 3), (12, 5), (4, 7)];
+    let mut wire = Vec::new();
+    for (i, (version, offset)) in fetches.iter().enumerate() {
+        let fetch = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(64 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic.clone())
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(*offset)
+                            .with_partition_max_bytes(64 << 20)
+                            .with_current_leader_epoch(-1),
+                    ]),
+            ]);
+        wire.extend(frame_of(ApiKey::Fetch, *version, 100 + i as i32, fetch));
+    }
+    s.write_all(&wire).await.expect("write");
+    for (i, (version, offset)) in fetches.iter().enumerate() {
+        // Slow reader: the broker finds the socket buffer full and must wait.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut frame = read_frame(&mut s).await;
+        let header =
+            ResponseHeader::decode(&mut frame, ApiKey::Fetch.response_header_version(*version))
+                .expect("header");
+        assert_eq!(header.correlation_id, 100 + i as i32);
+        let response = FetchResponse::decode(&mut frame, *version).expect("response");
+        assert!(!frame.has_remaining(), "nothing after the response");
+        let records = response.responses[0].partitions[0]
+            .records
+            .clone()
+            .expect("records");
+        let got: Vec<&[u8]> = BatchIter::new(&records)
+            .map(|(pos, h)| &records[pos..pos + h.total_size()])
+            .collect();
+        let want = &batches[*offset as usize..];
+        assert_eq!(got.len(), want.len(), "fetch {i} from {offset}");
+        for (n, (g, w)) in got.iter().zip(want).enumerate() {
+            // The stored copy differs only in the 16-byte prefix the log assigns (base
+            // offset, length, leader epoch).
+            assert!(g[16..] == w[16..], "fetch {i}: batch {n} differs");
+        }
     }
     drop(s);
     let _ = stop.send(());

@@ -156,6 +156,11 @@ impl OffsetIndex {
     pub fn sync(&self) -> Result<()> {
         self.index.sync()
     }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        self.index.path()
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub(crate) struct SparseIndex<E: Entry> {
     file: MappedFile,
     /// Entries in use; the rest of the file is preallocated space.
     entries: usize,
+    /// Bytes after the last whole entry of the file as opened (a torn or foreign file);
+    /// [`Self::check`] reports them. Resizing the file clears them.
+    trailing_bytes: u64,
     max_entries: usize,
     _entry: std::marker::PhantomData<E>,
 }
@@ -30,9 +33,11 @@ impl<E: Entry> SparseIndex<E> {
     pub fn open(path: &Path) -> Result<Self> {
         let file = MappedFile::open(path)?;
         let entries = (file.len() / E::SIZE as u64) as usize;
+        let trailing_bytes = file.len() % E::SIZE as u64;
         Ok(SparseIndex {
             file,
             entries,
+            trailing_bytes,
             max_entries: entries,
             _entry: std::marker::PhantomData,
         })
@@ -110,21 +115,34 @@ impl<E: Entry> SparseIndex<E> {
         self.max_entries = ((max_bytes / E::SIZE as u64) as usize)
             .max(self.entries)
             .max(1);
+        self.trailing_bytes = 0;
         self.file.set_len((self.max_entries * E::SIZE) as u64)
     }
 
     /// Shrinks the file to the entries in use (segment closed or rolled).
     pub fn trim(&mut self) -> Result<()> {
         self.max_entries = self.entries;
+        self.trailing_bytes = 0;
         self.file.set_len((self.entries * E::SIZE) as u64)
     }
 
-    /// Checks that keys strictly increase; `extra(previous, entry)` adds an
-    /// index-specific check.
+    /// Checks that the file holds whole entries and that keys strictly increase;
+    /// `extra(previous, entry)` adds an index-specific check.
     pub fn check(
         &self,
         extra: impl Fn(Option<&E>, &E) -> std::result::Result<(), String>,
     ) -> Result<()> {
+        if self.trailing_bytes > 0 {
+            return Err(StorageError::Corrupt {
+                what: "index",
+                path: self.file.path().to_path_buf(),
+                detail: format!(
+                    "{} bytes are not a whole number of {}-byte entries",
+                    self.file.len(),
+                    E::SIZE
+                ),
+            });
+        }
         let mut prev: Option<E> = None;
         for n in 0..self.entries {
             let e = self.entry(n);
@@ -150,5 +168,9 @@ impl<E: Entry> SparseIndex<E> {
 
     pub fn sync(&self) -> Result<()> {
         self.file.sync()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
     }
 }

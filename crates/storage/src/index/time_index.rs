@@ -162,6 +162,11 @@ impl TimeIndex {
     pub fn sync(&self) -> Result<()> {
         self.index.sync()
     }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        self.index.path()
+    }
 }
 
 #[cfg(test)]

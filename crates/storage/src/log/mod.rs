@@ -2,7 +2,9 @@
 //!
 //! Invariants (checked where they can break):
 //! - `segments` is never empty; keys are base offsets; the last segment is the active
-//!   one, the only one written to; each segment's `next_offset` is the next one's base;
+//!   one, the only one written to; each segment's `next_offset` is at most the next
+//!   one's base (equal, unless recovery cut batches from a flushed segment and left a
+//!   gap, as Kafka does: see `load`);
 //! - `log_start_offset` lies in `[first segment base, log end offset]`;
 //! - every offset below `recovery_point` is fsynced;
 //! - once `offline` is set, nothing more is written or read until the log is reopened.
@@ -22,6 +24,7 @@ use crate::batch::BatchHeader;
 use crate::checkpoint::{self, PartitionCheckpoint};
 use crate::config::{Clock, LogConfig};
 use crate::error::{BatchError, Result, StorageError};
+use crate::file_records::FileRecords;
 use crate::index::TimestampOffset;
 use crate::segment::{LogSegment, PreparedBatch};
 
@@ -301,6 +304,28 @@ impl Log {
     /// Like [`Log::read`], but only batches whose last offset is below `max_offset`
     /// (the high watermark, for consumers).
     pub fn read_up_to(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Bytes> {
+        let read = self.in_segments(offset, |s| s.read(offset, max_bytes, max_offset))?;
+        Ok(read.unwrap_or_default())
+    }
+
+    /// The batches [`Log::read_up_to`] returns, as a slice of one segment file (`None`
+    /// when there are none): Fetch sends it with `sendfile` instead of reading it.
+    pub fn slice_up_to(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Option<FileRecords>> {
+        self.in_segments(offset, |s| s.slice(offset, max_bytes, max_offset))
+    }
+
+    /// Runs `find` on the segment holding `offset` and, while it finds nothing because
+    /// the offset is past that segment's end, on the segments after it.
+    fn in_segments<T>(
+        &self,
+        offset: u64,
+        find: impl Fn(&LogSegment) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
         self.check_online()?;
         if offset < self.log_start_offset || offset > self.next_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -315,15 +340,15 @@ impl Log {
             .next_back()
             .map_or(0, |(base, _)| *base);
         for segment in self.segments.range(first..).map(|(_, s)| s) {
-            if let Some(bytes) = segment.read(offset, max_bytes, max_offset)? {
-                return Ok(bytes);
+            if let Some(found) = find(segment)? {
+                return Ok(Some(found));
             }
             if segment.next_offset() > offset {
                 // The segment holds the offset but its batch is at or past max_offset.
                 break;
             }
         }
-        Ok(Bytes::new())
+        Ok(None)
     }
 
     /// The first batch at or after the log start whose max timestamp is `>= timestamp`

@@ -12,9 +12,9 @@ use crate::error::{BatchError, StorageError};
 use crate::segment::LogSegment;
 use crate::testing::{batch_of, encode_batch};
 
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
-fn small_config() -> LogConfig {
+pub(super) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 4096,
         index_interval_bytes: 256,

@@ -2,6 +2,12 @@
 //! shutdown, checking its indexes and validating only the tail after the last offset
 //! index entry, instead of the full re-validation recovery does after a crash. Kept
 //! apart from the write path because it is run once per segment at open.
+//!
+//! Like Kafka's, the check is cheap rather than complete: damage before the last index
+//! entry of a trusted segment is not looked for (Kafka checks only the indexes of the
+//! segments below its recovery point). What it does find (a torn, corrupt or extra tail,
+//! an index entry past the data or not at a batch, a missing final time index entry)
+//! makes the caller recover the segment.
 
 use std::os::unix::fs::FileExt;
 
@@ -15,14 +21,36 @@ impl LogSegment {
     /// of the segment and its newest timestamp. `next_segment_base` is the base offset of
     /// the segment after this one, if any. Any error means "recover this segment".
     pub fn load(&mut self, next_segment_base: Option<u64>) -> Result<()> {
+        // Names the file at fault: the `.log`, or the index that disagrees with it.
         let corrupt = |what, detail: String| crate::StorageError::Corrupt {
             what,
-            path: self.log_path.clone(),
+            path: match what {
+                "offset index" => self.offset_index.path().to_path_buf(),
+                "time index" => self.time_index.path().to_path_buf(),
+                _ => self.log_path.clone(),
+            },
             detail,
         };
         self.offset_index.sanity_check(self.size.max(1))?;
         let last_entry = self.offset_index.last();
         let start = last_entry.map_or(0, |e| e.position);
+        if let Some(entry) = last_entry {
+            // The entry names the last offset of the batch at its position.
+            let at = self.read_header(entry.position)?;
+            let names = |h: BatchHeader| {
+                h.base_offset.checked_add(i64::from(h.last_offset_delta))
+                    == i64::try_from(entry.offset).ok()
+            };
+            if !at.is_some_and(names) {
+                return Err(corrupt(
+                    "offset index",
+                    format!(
+                        "last entry (offset {}, position {}) does not name the batch there",
+                        entry.offset, entry.position
+                    ),
+                ));
+            }
+        }
         let (end, next) = self.validate_range(start)?;
         if end != self.size {
             return Err(corrupt(
@@ -31,18 +59,20 @@ impl LogSegment {
             ));
         }
         self.next_offset = next.unwrap_or(self.base_offset);
-        if next_segment_base.is_some_and(|n| n != self.next_offset) {
+        // A gap before the next segment is allowed (recovery leaves one where it cut a
+        // flushed segment, as Kafka does); overlapping offsets are not.
+        if let Some(n) = next_segment_base.filter(|&n| n < self.next_offset) {
             return Err(corrupt(
                 "segment",
                 format!(
-                    "ends at offset {} but the next segment starts at {next_segment_base:?}",
+                    "ends at offset {} but the next segment starts at {n}",
                     self.next_offset
                 ),
             ));
         }
         // An entry is added as soon as `index.interval.bytes` accumulate, so a longer
         // unindexed tail means entries are missing.
-        let unindexed = self.size - self.indexed_end()?;
+        let unindexed = self.size.saturating_sub(self.indexed_end()?);
         if unindexed >= self.index_interval_bytes && !self.at_capacity(self.offset_index.len(), 8) {
             return Err(corrupt(
                 "offset index",
@@ -128,13 +158,24 @@ impl LogSegment {
             self.file
                 .read_exact_at(&mut buf, pos)
                 .ctx("reading", &self.log_path)?;
+            // Offsets must continue the segment's and fit its 32-bit index entries.
+            let last = header
+                .base_offset
+                .checked_add(i64::from(header.last_offset_delta));
+            let last = last.and_then(|l| u64::try_from(l).ok());
+            let fits = last.is_some_and(|l| {
+                l.checked_sub(self.base_offset)
+                    .is_some_and(|r| r <= u64::from(u32::MAX))
+            });
             if BatchHeader::parse_and_validate(&buf).is_err()
                 || next.is_some_and(|n| header.base_offset as u64 != n)
                 || header.base_offset < self.base_offset as i64
+                || !fits
+                || pos > u64::from(u32::MAX)
             {
                 break;
             }
-            next = Some(header.last_offset() as u64 + 1);
+            next = last.map(|l| l + 1);
             pos += size;
         }
         Ok((pos, next))

@@ -19,6 +19,7 @@ mod scan;
 use std::fs::{self, File, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -59,7 +60,10 @@ impl PreparedBatch {
 pub struct LogSegment {
     base_offset: u64,
     log_path: PathBuf,
-    file: File,
+    /// Shared with the [`FileRecords`](crate::FileRecords) a fetch hands out, which
+    /// keep reading the file after the log's lock is released (even after the segment
+    /// is deleted: the open file outlives its name).
+    file: Arc<File>,
     /// Bytes of whole batches in the `.log`; the write cursor.
     size: u64,
     next_offset: u64,
@@ -139,7 +143,7 @@ impl LogSegment {
         Ok(LogSegment {
             base_offset,
             log_path,
-            file,
+            file: Arc::new(file),
             size,
             next_offset: base_offset,
             offset_index: OffsetIndex::open(&Self::index_path_for(dir, base_offset), base_offset)?,
@@ -166,8 +170,7 @@ impl LogSegment {
             }
             let mut slices = &mut slices[..];
             while !slices.is_empty() {
-                let n = self
-                    .file
+                let n = (&*self.file)
                     .write_vectored(slices)
                     .ctx("appending to", &self.log_path)?;
                 if n == 0 {
@@ -253,7 +256,7 @@ impl LogSegment {
     /// Cuts the `.log` at `size` bytes and moves the write cursor there.
     pub(crate) fn set_size(&mut self, size: u64) -> Result<()> {
         self.file.set_len(size).ctx("truncating", &self.log_path)?;
-        self.file
+        (&*self.file)
             .seek(SeekFrom::Start(size))
             .ctx("seeking in", &self.log_path)?;
         self.size = size;

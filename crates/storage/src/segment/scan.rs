@@ -1,14 +1,16 @@
 //! Reading a segment back: batch headers walked in chunks from an index position, the
-//! batch holding an offset, whole batches for Fetch, and the first batch at or after a
-//! timestamp. Everything here takes `&self`; nothing writes.
+//! batch holding an offset, whole batches for Fetch (read, or named as a [`FileRecords`]
+//! slice), and the first batch at or after a timestamp. Everything here takes `&self`;
+//! nothing writes.
 
 use std::os::unix::fs::FileExt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::LogSegment;
-use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::batch::{BatchHeader, HEADER_SIZE};
 use crate::error::{IoContext, Result};
+use crate::file_records::FileRecords;
 use crate::index::TimestampOffset;
 
 /// Bytes read by the first `pread` while walking batch headers: a lookup starts at an
@@ -16,6 +18,9 @@ use crate::index::TimestampOffset;
 /// walks double the chunk up to [`HEADER_SCAN_MAX_CHUNK`].
 const HEADER_SCAN_CHUNK: usize = 8 * 1024;
 const HEADER_SCAN_MAX_CHUNK: usize = 1024 * 1024;
+/// Bytes read for the next header after a batch that ran past the chunk: enough for a
+/// few headers of small batches, little waste before another large one.
+const HEADER_SCAN_AFTER_JUMP: usize = 512;
 
 impl LogSegment {
     /// Reads and parses the batch header at `position`, or `None` if there is no whole,
@@ -32,16 +37,23 @@ impl LogSegment {
     }
 
     /// Walks batch headers from `start`, calling `visit(position, header)` until it
-    /// returns `false` or the data ends. Reads in chunks rather than one header a call.
+    /// returns `false` or the data ends. Reads in chunks rather than one header a call:
+    /// while batches are small the chunk doubles (fewer reads), and after a batch larger
+    /// than the rest of the chunk the next read is a small one, so walking large batches
+    /// reads little more than their headers.
     pub(crate) fn scan_headers(
         &self,
         start: u64,
         mut visit: impl FnMut(u64, &BatchHeader) -> bool,
     ) -> Result<()> {
         let mut chunk = vec![0u8; HEADER_SCAN_CHUNK.min(self.size.saturating_sub(start) as usize)];
+        let mut want = chunk.len();
         let mut pos = start;
         while pos + HEADER_SIZE as u64 <= self.size {
-            let len = chunk.len().min((self.size - pos) as usize);
+            let len = want.min((self.size - pos) as usize);
+            if chunk.len() < len {
+                chunk.resize(len, 0);
+            }
             self.file
                 .read_exact_at(&mut chunk[..len], pos)
                 .ctx("reading", &self.log_path)?;
@@ -56,13 +68,12 @@ impl LogSegment {
                 at += header.total_size();
             }
             pos += at as u64;
-            if pos < self.size {
-                let want = (chunk.len() * 2)
-                    .min(HEADER_SCAN_MAX_CHUNK)
-                    .min((self.size - pos) as usize)
-                    .max(HEADER_SIZE);
-                chunk.resize(want, 0);
+            want = if at > len {
+                HEADER_SCAN_AFTER_JUMP
+            } else {
+                (want * 2).min(HEADER_SCAN_MAX_CHUNK)
             }
+            .max(HEADER_SIZE);
         }
         Ok(())
     }
@@ -98,30 +109,46 @@ impl LogSegment {
 
     /// Whole batches starting with the one that holds `offset` (or the first after it),
     /// up to `max_bytes` but always at least one batch, and only batches whose last offset
-    /// is below `max_offset`. One `pread` into one buffer; no further copy.
+    /// is below `max_offset`: read into memory with one `pread`.
     pub fn read(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Option<Bytes>> {
+        let Some(slice) = self.slice(offset, max_bytes, max_offset)? else {
+            return Ok(None);
+        };
+        slice.read().ctx("reading", &self.log_path).map(Some)
+    }
+
+    /// The same batches as [`LogSegment::read`], named by position instead of read: only
+    /// their headers are read, to find where the last whole batch ends.
+    pub fn slice(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Option<FileRecords>> {
         let Some((start, first)) = self.find_batch(offset)? else {
             return Ok(None);
         };
         if first.last_offset() as u64 >= max_offset {
             return Ok(None);
         }
-        let want = max_bytes.max(first.total_size());
-        let len = want.min((self.size - start) as usize);
-        let mut buf = BytesMut::zeroed(len);
-        self.file
-            .read_exact_at(&mut buf, start)
-            .ctx("reading", &self.log_path)?;
-        // Keep only whole batches below `max_offset`.
-        let mut end = 0usize;
-        for (pos, h) in batch::BatchIter::new(&buf) {
-            if h.last_offset() as u64 >= max_offset {
-                break;
+        let budget = max_bytes.max(first.total_size()) as u64;
+        let mut end = start;
+        self.scan_headers(start, |pos, h| {
+            let batch_end = pos + h.total_size() as u64;
+            if h.last_offset() as u64 >= max_offset
+                || batch_end - start > budget
+                || batch_end > self.size
+            {
+                return false;
             }
-            end = pos + h.total_size();
-        }
-        buf.truncate(end);
-        Ok(Some(buf.freeze()))
+            end = batch_end;
+            true
+        })?;
+        Ok(Some(FileRecords::new(
+            self.file.clone(),
+            start,
+            (end - start) as usize,
+        )))
     }
 
     /// The first batch (at or after `min_offset`) whose max timestamp is `>= timestamp`:

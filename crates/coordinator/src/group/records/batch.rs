@@ -91,7 +91,7 @@ pub fn build_raw_batch(records: &[(Bytes, Option<Bytes>)], timestamp: i64) -> Re
     let length = i32::try_from(buf.len() - LOG_OVERHEAD)
         .map_err(|_| invalid("record batch", format!("{} bytes is too large", buf.len())))?;
     buf[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
+    let crc = strom_storage::batch::checksum(&buf[ATTRIBUTES_OFFSET..]);
     buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(buf.freeze())
 }

@@ -9,7 +9,7 @@ use strom_storage::batch::BatchIter;
 use strom_storage::testing::encode_batch;
 
 use super::*;
-use crate::test_support::{self, T0, create_topic, response_as};
+use crate::test_support::{self, T0, create_topic};
 
 fn setup() -> (test_support::TestBroker, Arc<Partition>, Arc<Partition>) {
     let t = test_support::broker();
@@ -56,11 +56,13 @@ fn request(
         ])
 }
 
+/// Fetches as the handler does, with every record set read in (as a client sees it).
 async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse {
-    let r = response_as!(
-        Fetch,
-        test_support::call(handle, broker, 12, request.into()).await
-    );
+    let r = respond(broker.clone(), 12, request)
+        .await
+        .expect("handled")
+        .materialize()
+        .expect("record sets readable");
     for v in 4..=12 {
         r.encode(&mut bytes::BytesMut::new(), v).expect("encodes");
     }
@@ -158,4 +160,40 @@ async fn long_poll_waits_for_data_or_the_deadline() {
         "woken by the append, not the deadline"
     );
     assert!(appended.elapsed() < Duration::from_secs(1));
+}
+
+/// Record sets of at least `SENDFILE_MIN_BYTES` stay in their files; the spliced frame
+/// is byte for byte the frame the codec makes with the records read in.
+#[tokio::test]
+async fn large_record_sets_are_spliced_from_their_files() {
+    let (t, p0, p1) = setup();
+    for _ in 0..3 {
+        p0.append(batch(4, 20_000), 1 << 20).expect("append");
+        p1.append(batch(1, 100), 1 << 20).expect("append");
+    }
+    for version in [4, 11, 12] {
+        let req = request(&[(0, 0, 1 << 20), (1, 0, 1 << 20)], 0, 1, 4 << 20);
+        let reply = respond(t.broker.clone(), version, req.clone())
+            .await
+            .expect("handled");
+        assert_eq!(
+            reply.files.len(),
+            1,
+            "v{version}: p0 from its file, p1 inline"
+        );
+        assert!(reply.files[0].records.len() >= SENDFILE_MIN_BYTES);
+        let frame = reply.encode(version, 7).expect("encodes");
+        assert!(matches!(frame, ResponseFrame::Parts(_)));
+        let spliced = frame.to_bytes().expect("readable");
+        let plain = respond(t.broker.clone(), version, req)
+            .await
+            .expect("handled")
+            .materialize()
+            .expect("readable");
+        assert_eq!(batches(&plain.responses[0].partitions[0]), vec![0, 4, 8]);
+        let expected =
+            dispatch::encode_response(ApiKey::Fetch, version, 7, &ResponseKind::Fetch(plain))
+                .expect("encodes");
+        assert_eq!(spliced, expected, "v{version}");
+    }
 }
