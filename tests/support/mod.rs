@@ -197,6 +197,7 @@ pub struct BrokerBuilder {
     node_id: Option<u32>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    data_dir: Option<PathBuf>,
 }
 
 impl BrokerBuilder {
@@ -209,6 +210,13 @@ impl BrokerBuilder {
     /// An extra argument after the standard `serve` flags.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Use `dir` (created if missing) as the data directory instead of `data/` in the
+    /// broker's temp dir, e.g. a small filesystem the test mounted. The caller owns it.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
         self
     }
 
@@ -257,7 +265,10 @@ impl Broker {
 
     fn start_with(opts: BrokerBuilder) -> Broker {
         let root = TempDir::new("strom-broker");
-        let data_dir = root.path().join("data");
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| root.path().join("data"));
         fs::create_dir_all(&data_dir).expect("create broker data dir");
         let log_path = root.path().join("broker.log");
         let mut broker = Broker {

@@ -216,7 +216,10 @@ impl Partition {
                     offset += h.offset_count();
                 }
             }
-            self.maybe_snapshot(state)?;
+            // The records are in the log now: a snapshot that cannot be written (a full
+            // disk) must not turn their append into an error, or the producer would
+            // retry records that are already stored.
+            self.maybe_snapshot(state);
             // Inside the lock, so concurrent appends publish their ends in order.
             self.high_watermark.send_replace(info.last_offset + 1);
             Ok(AppendOutcome {
@@ -230,21 +233,31 @@ impl Partition {
     }
 
     /// Writes a producer-state snapshot when the log has rolled, so recovery after a
-    /// crash replays at most about one segment of batch headers.
-    fn maybe_snapshot(&self, state: &mut State) -> Result<()> {
+    /// crash replays at most about one segment of batch headers. A failed write is
+    /// logged and retried on the next append: the previous snapshot stays valid, it only
+    /// makes the next open replay more of the log.
+    fn maybe_snapshot(&self, state: &mut State) {
         let active = state
             .log
             .segment_base_offsets()
             .last()
             .copied()
             .unwrap_or(0);
-        if active != state.snapshot_segment {
-            state
-                .producers
-                .write_snapshot(&self.dir, state.log.log_end_offset())?;
-            state.snapshot_segment = active;
+        if active == state.snapshot_segment {
+            return;
         }
-        Ok(())
+        match state
+            .producers
+            .write_snapshot(&self.dir, state.log.log_end_offset())
+        {
+            Ok(()) => state.snapshot_segment = active,
+            Err(e) => tracing::warn!(
+                topic = %self.topic,
+                partition = self.index,
+                error = %e,
+                "cannot write the producer state snapshot; keeping the previous one"
+            ),
+        }
     }
 
     /// Whole batches from the one holding `offset`, at most about `max_bytes` (at least
@@ -386,11 +399,13 @@ impl Partition {
         let Some(state) = self.lock().take() else {
             return Ok(());
         };
-        state
+        // Without a new snapshot the next open replays from the previous one, so the
+        // log is closed (and marked clean) either way; the first error is reported.
+        let snapshot = state
             .producers
-            .write_snapshot(&self.dir, state.log.log_end_offset())?;
+            .write_snapshot(&self.dir, state.log.log_end_offset());
         state.log.close()?;
-        Ok(())
+        snapshot
     }
 
     /// Closes the partition and removes its directory.

@@ -272,13 +272,22 @@ impl ProducerStateManager {
         Ok((state, offset))
     }
 
-    /// Writes the snapshot for `offset` durably (temporary file, fsync, rename).
+    /// Writes the snapshot for `offset` durably (temporary file, fsync, rename). If the
+    /// temporary file cannot be written (a full disk), it is removed and the previous
+    /// snapshot stays.
     pub fn write_snapshot(&self, dir: &Path, offset: u64) -> Result<()> {
         let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let mut f = fs::File::create(&tmp).ctx("creating", &tmp)?;
-        f.write_all(&self.encode_snapshot(offset))
-            .ctx("writing", &tmp)?;
-        f.sync_all().ctx("fsync of", &tmp)?;
+        let written = fs::File::create(&tmp)
+            .ctx("creating", &tmp)
+            .and_then(|mut f| {
+                f.write_all(&self.encode_snapshot(offset))
+                    .and_then(|()| f.sync_all())
+                    .ctx("writing", &tmp)
+            });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         let path = dir.join(SNAPSHOT_FILE);
         fs::rename(&tmp, &path).ctx("renaming to", &path)?;
         fs::File::open(dir)

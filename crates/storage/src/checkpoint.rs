@@ -17,7 +17,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
@@ -90,13 +90,47 @@ impl PartitionCheckpoint {
 
     /// Replaces the checkpoint durably: write a temporary file, fsync, rename, fsync dir.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        self.stage(dir)?.commit()
+    }
+
+    /// Writes the new checkpoint to a temporary file beside the real one. On failure
+    /// (a full disk) the temporary file is removed and nothing else changed.
+    pub fn stage(&self, dir: &Path) -> Result<StagedCheckpoint> {
         let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-        let mut f = File::create(&tmp).ctx("creating", &tmp)?;
-        f.write_all(&self.encode()).ctx("writing", &tmp)?;
-        f.sync_all().ctx("fsync of", &tmp)?;
-        let path = dir.join(CHECKPOINT_FILE);
-        fs::rename(&tmp, &path).ctx("renaming checkpoint to", &path)?;
-        sync_dir(dir)
+        let written = File::create(&tmp)
+            .ctx("creating", &tmp)
+            .and_then(|mut f| f.write_all(&self.encode()).ctx("writing", &tmp).map(|()| f));
+        match written {
+            Ok(file) => Ok(StagedCheckpoint {
+                dir: dir.to_path_buf(),
+                tmp,
+                file,
+            }),
+            Err(e) => {
+                // Frees what was written; the next open would remove it anyway.
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A checkpoint written to its temporary file, not yet fsynced or in place.
+#[derive(Debug)]
+pub struct StagedCheckpoint {
+    dir: PathBuf,
+    tmp: PathBuf,
+    file: File,
+}
+
+impl StagedCheckpoint {
+    /// fsyncs the temporary file, renames it over the checkpoint and fsyncs the
+    /// directory.
+    pub fn commit(self) -> Result<()> {
+        self.file.sync_all().ctx("fsync of", &self.tmp)?;
+        let path = self.dir.join(CHECKPOINT_FILE);
+        fs::rename(&self.tmp, &path).ctx("renaming checkpoint to", &path)?;
+        sync_dir(&self.dir)
     }
 }
 

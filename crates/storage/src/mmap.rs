@@ -4,9 +4,16 @@
 //! while the map is alive, turning reads into SIGBUS. Index files are private to one
 //! [`crate::Log`], owned by one [`MappedFile`], and only resized here, after the map is
 //! dropped.
+//!
+//! A preallocated index is a sparse file: its length is set, its blocks are not. Writing
+//! through the map to a page with no block behind it makes the kernel allocate one in
+//! the page fault, and when the filesystem is full that fault is a SIGBUS, which kills
+//! the broker. [`MappedFile::allocate_to`] allocates the blocks ahead of the writes
+//! (with `fallocate`), so a full disk is an `ENOSPC` error instead.
 #![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapMut, MmapOptions};
@@ -21,6 +28,21 @@ pub(crate) struct MappedFile {
     /// `None` while the file is empty: a zero-length map is not allowed.
     map: Option<MmapMut>,
     len: u64,
+    /// Bytes `..allocated` have blocks on disk (allocated by [`Self::allocate_to`]), so
+    /// writing them through the map cannot fault. 0 until the first allocation: what
+    /// the file held when opened is not known to be allocated.
+    allocated: u64,
+}
+
+/// Blocks are allocated this many bytes at a time: one `fallocate` per 8192 offset
+/// index entries, and little space held beyond what the index uses.
+const ALLOCATION_CHUNK: u64 = 64 * 1024;
+/// The smallest unit a filesystem allocates that matters here (Linux's page size).
+const PAGE: u64 = 4096;
+
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+        || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())
 }
 
 impl MappedFile {
@@ -39,6 +61,7 @@ impl MappedFile {
             file,
             map: None,
             len,
+            allocated: 0,
         };
         mapped.remap()?;
         Ok(mapped)
@@ -74,7 +97,52 @@ impl MappedFile {
         self.map = None;
         self.file.set_len(len).ctx("resizing", &self.path)?;
         self.len = len;
+        self.allocated = self.allocated.min(len);
         self.remap()
+    }
+
+    /// Makes sure bytes `..end` (at most the file's length) have blocks on disk, so that
+    /// writing them through the map cannot raise SIGBUS on a full disk. Allocates in
+    /// [`ALLOCATION_CHUNK`]s, or, when a whole chunk does not fit, just the pages
+    /// needed (rebuilding an index on a full disk needs no more than it had). `in_use`
+    /// is how many leading bytes hold data: where `fallocate` is not supported the
+    /// range is allocated by writing zeros, from `in_use` on only. Fails with the
+    /// filesystem's error (ENOSPC) and changes nothing the map shows.
+    pub fn allocate_to(&mut self, end: u64, in_use: u64) -> Result<()> {
+        let end = end.min(self.len);
+        if end <= self.allocated {
+            return Ok(());
+        }
+        let round_up = |unit: u64| end.div_ceil(unit).saturating_mul(unit).min(self.len);
+        let (chunk, pages) = (round_up(ALLOCATION_CHUNK), round_up(PAGE));
+        match self.allocate_range(chunk, in_use) {
+            Err(e) if pages < chunk && is_out_of_space(&e) => self.allocate_range(pages, in_use),
+            other => other,
+        }
+        .ctx("allocating", &self.path)
+    }
+
+    /// Allocates bytes `allocated..to`.
+    fn allocate_range(&mut self, to: u64, in_use: u64) -> std::io::Result<()> {
+        let from = self.allocated;
+        match rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::empty(),
+            from,
+            to - from,
+        ) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                // Writing the bytes allocates them as well (and reserves them, on
+                // filesystems with delayed allocation). Bytes in use keep their data.
+                let start = from.max(in_use.min(to));
+                let zeros = vec![0u8; (to - start) as usize];
+                self.file.write_all_at(&zeros, start)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.allocated = to;
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {

@@ -136,6 +136,12 @@ impl OffsetIndex {
         self.index.preallocate(max_bytes)
     }
 
+    /// Allocates disk space for `more` entries, so appending them cannot fail (or
+    /// fault) on a full disk.
+    pub fn reserve(&mut self, more: usize) -> Result<()> {
+        self.index.reserve(more)
+    }
+
     /// Checks order, that positions increase, and that each lies inside a `.log` of
     /// `log_size` bytes.
     pub fn sanity_check(&self, log_size: u64) -> Result<()> {

@@ -79,9 +79,21 @@ impl<E: Entry> SparseIndex<E> {
             });
         }
         let at = self.entries * E::SIZE;
+        // Normally a no-op (`reserve` came first); it keeps a write through the map from
+        // ever landing on an unallocated page, which is a SIGBUS on a full disk.
+        self.file.allocate_to((at + E::SIZE) as u64, at as u64)?;
         entry.encode(&mut self.file.as_mut_slice()[at..at + E::SIZE]);
         self.entries += 1;
         Ok(())
+    }
+
+    /// Allocates disk blocks for the next `more` entries (as many as fit), so that
+    /// pushing them cannot fail for lack of space: a full disk fails here, before the
+    /// caller writes anything the entries would describe.
+    pub fn reserve(&mut self, more: usize) -> Result<()> {
+        let end = self.entries.saturating_add(more).min(self.max_entries) * E::SIZE;
+        self.file
+            .allocate_to(end as u64, (self.entries * E::SIZE) as u64)
     }
 
     /// Index of the last entry whose key is `<= key` (binary search).

@@ -142,6 +142,12 @@ impl TimeIndex {
         self.index.preallocate(max_bytes)
     }
 
+    /// Allocates disk space for `more` entries, so appending them cannot fail (or
+    /// fault) on a full disk.
+    pub fn reserve(&mut self, more: usize) -> Result<()> {
+        self.index.reserve(more)
+    }
+
     /// Checks order and that offsets do not decrease and lie below `next_offset`.
     pub fn sanity_check(&self, next_offset: u64) -> Result<()> {
         let base = self.base_offset;

@@ -204,7 +204,15 @@ impl Log {
             checkpoint::sync_dir(dir)?;
         }
         log.recovery_point = log.next_offset;
-        log.write_checkpoint()?;
+        if let Err(e) = log.write_checkpoint() {
+            if log.is_offline() {
+                return Err(e);
+            }
+            // Not even written (a full disk): the previous checkpoint stands. Its older
+            // recovery point only makes the next recovery scan more, so the log opens.
+            tracing::warn!(dir = %dir.display(), error = %e,
+                "cannot write the partition checkpoint; keeping the previous one");
+        }
         Ok((log, report))
     }
 }

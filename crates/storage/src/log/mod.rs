@@ -199,12 +199,14 @@ impl Log {
             self.roll()?;
         }
         let first_offset = self.next_offset;
-        let before = self.active().size();
+        let mark = self.active().mark();
         if let Err(error) = self.active_mut().append(&batches, now) {
-            // A failed write (disk full, say) leaves part of the batches in the file: cut
-            // them off so the log stays consistent and appends can resume. If even that
-            // fails, what is on disk is unknown.
-            return Err(match self.active_mut().set_size(before) {
+            // A failed write (disk full, say) may leave part of the batches in the file:
+            // cut them off so the log stays as it was and appends resume once there is
+            // space again. The log stays online: unlike a failed fsync, a failed write
+            // loses nothing that was acknowledged. If even the cut fails, what is on
+            // disk is unknown.
+            return Err(match self.active_mut().rollback(&mark) {
                 Ok(()) => error,
                 Err(cut) => self.fail("write", cut),
             });
@@ -271,7 +273,11 @@ impl Log {
         if self.active().size() == 0 {
             return Ok(());
         }
-        if let Err(e) = self.active_mut().seal() {
+        // Neither sealing the indexes nor creating the new segment loses anything when it
+        // fails (a full disk): the roll is retried by the next append. Only a failed
+        // fsync takes the log offline.
+        self.active_mut().seal_indexes()?;
+        if let Err(e) = self.active().flush() {
             return Err(self.fail("fsync", e));
         }
         let base = self.next_offset;
@@ -287,12 +293,17 @@ impl Log {
         self.write_checkpoint()
     }
 
+    /// Replaces `partition.checkpoint`. If the new one cannot even be written (a full
+    /// disk), the old one stands and the error is returned with the log still online:
+    /// an older checkpoint only makes the next recovery scan more. A failure from the
+    /// fsync on takes the log offline, like every failed fsync.
     fn write_checkpoint(&mut self) -> Result<()> {
         let c = PartitionCheckpoint {
             log_start_offset: self.log_start_offset,
             recovery_point: self.recovery_point,
         };
-        c.write(&self.dir).map_err(|e| self.fail("checkpoint", e))
+        let staged = c.stage(&self.dir)?;
+        staged.commit().map_err(|e| self.fail("checkpoint", e))
     }
 
     /// Whole batches from the one holding `offset`, up to about `max_bytes` (at least one
@@ -414,7 +425,8 @@ impl Log {
     /// so the next open skips recovery.
     pub fn close(mut self) -> Result<()> {
         self.check_online()?;
-        if let Err(e) = self.active_mut().seal() {
+        self.active_mut().seal_indexes()?;
+        if let Err(e) = self.active().flush() {
             return Err(self.fail("fsync", e));
         }
         self.recovery_point = self.next_offset;

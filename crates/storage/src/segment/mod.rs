@@ -15,6 +15,8 @@
 
 mod load;
 mod scan;
+#[cfg(test)]
+mod tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom, Write};
@@ -56,6 +58,18 @@ impl PreparedBatch {
     }
 }
 
+/// A segment's end and running state, taken before an append so that a failed append
+/// can be undone exactly.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentMark {
+    size: u64,
+    next_offset: u64,
+    bytes_since_last_index_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: u64,
+    rolling_base_ms: Option<i64>,
+}
+
 #[derive(Debug)]
 pub struct LogSegment {
     base_offset: u64,
@@ -93,8 +107,30 @@ impl LogSegment {
         dir.join(file_name(base_offset, "timeindex"))
     }
 
-    /// Creates an empty segment, replacing any leftover files of the same name.
+    /// Creates an empty segment, replacing any leftover files of the same name. If that
+    /// fails (a full disk, say), the files it created are removed again: a stray empty
+    /// segment at the log end would overlap the active segment once that grows on.
     pub fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
+        let created = Self::create_files(dir, base_offset, config);
+        if created.is_err() {
+            for path in [
+                Self::log_path_for(dir, base_offset),
+                Self::index_path_for(dir, base_offset),
+                Self::time_index_path_for(dir, base_offset),
+            ] {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::warn!(path = %path.display(), error = %e,
+                            "cannot remove the file of a segment that failed to be created");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        created
+    }
+
+    fn create_files(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
         for path in [
             Self::index_path_for(dir, base_offset),
             Self::time_index_path_for(dir, base_offset),
@@ -159,8 +195,15 @@ impl LogSegment {
 
     /// Writes batches at the end of the `.log` with one vectored write per 512 batches,
     /// each as its 16-byte stored prefix followed by the producer's bytes after it.
-    /// On error the file may hold part of the batches; the caller truncates or fails.
+    /// Index space for the batches is allocated first, so a full disk fails before
+    /// anything is written or, if the `.log` write itself runs out of space, with part
+    /// of the batches in the file: the caller then undoes the append with
+    /// [`LogSegment::rollback`] to the [`LogSegment::mark`] it took before.
     pub(crate) fn append(&mut self, batches: &[PreparedBatch], now_ms: i64) -> Result<()> {
+        // Each batch adds at most one entry to each index; sealing may add one more
+        // time index entry.
+        self.offset_index.reserve(batches.len())?;
+        self.time_index.reserve(batches.len().saturating_add(1))?;
         let prefixes: Vec<[u8; 16]> = batches.iter().map(PreparedBatch::stored_prefix).collect();
         for (group, prefix_group) in batches.chunks(512).zip(prefixes.chunks(512)) {
             let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(group.len() * 2);
@@ -193,6 +236,34 @@ impl LogSegment {
         if self.rolling_base_ms.is_none() {
             self.rolling_base_ms = Some(now_ms);
         }
+        Ok(())
+    }
+
+    /// Where the segment ends now, to undo a failed append with [`LogSegment::rollback`].
+    pub(crate) fn mark(&self) -> SegmentMark {
+        SegmentMark {
+            size: self.size,
+            next_offset: self.next_offset,
+            bytes_since_last_index_entry: self.bytes_since_last_index_entry,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            rolling_base_ms: self.rolling_base_ms,
+        }
+    }
+
+    /// Undoes everything appended since `mark`: cuts the `.log` back to its size then
+    /// (dropping a partly written batch) and drops the index entries added since. Only
+    /// an error from the cut itself is returned; then what the file holds is unknown.
+    pub(crate) fn rollback(&mut self, mark: &SegmentMark) -> Result<()> {
+        self.set_size(mark.size)?;
+        // Entries added since the mark name offsets at or past the mark's end.
+        self.offset_index.truncate_to(mark.next_offset);
+        self.time_index.truncate_to(mark.next_offset);
+        self.next_offset = mark.next_offset;
+        self.bytes_since_last_index_entry = mark.bytes_since_last_index_entry;
+        self.max_timestamp = mark.max_timestamp;
+        self.offset_of_max_timestamp = mark.offset_of_max_timestamp;
+        self.rolling_base_ms = mark.rolling_base_ms;
         Ok(())
     }
 
@@ -279,13 +350,20 @@ impl LogSegment {
     /// Prepares the segment to stop being active (roll or close): a final time index
     /// entry for its max timestamp, indexes trimmed to their entries, all fsynced.
     pub fn seal(&mut self) -> Result<()> {
+        self.seal_indexes()?;
+        self.flush()
+    }
+
+    /// The part of [`LogSegment::seal`] before the fsync. It can fail for lack of disk
+    /// space (the final time index entry needs a block), which loses nothing: the
+    /// segment can still be appended to or sealed again.
+    pub(crate) fn seal_indexes(&mut self) -> Result<()> {
         if self.max_timestamp >= 0 && !self.time_index.is_full() {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
         }
         self.offset_index.trim()?;
-        self.time_index.trim()?;
-        self.flush()
+        self.time_index.trim()
     }
 
     /// Makes a sealed segment writable again (after a truncation removed later segments).
