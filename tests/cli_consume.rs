@@ -551,7 +551,7 @@ fn a_closed_stdout_ends_the_consumer_quietly() {
     let script =
         r#""$0" consume big --from-beginning | head -c 10; echo; echo "status=${PIPESTATUS[0]}""#;
     let out = Command::new("bash")
-        .args(["-c", script, support::strom_bin()])
+        .args(["-c", script, support::strom_bin().as_str()])
         .env("STROM_BROKERS", broker.bootstrap())
         .output()
         .expect("bash");

@@ -38,7 +38,10 @@ struct Broker {
 impl Broker {
     fn start(extra_args: &[&str]) -> Broker {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom"));
+        // STROM_TEST_BIN: see tests/support/mod.rs.
+        let bin = std::env::var("STROM_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_strom").to_string());
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")

@@ -24,6 +24,8 @@
 
 pub mod cli;
 pub mod groups;
+pub mod hostile;
+pub mod records;
 pub mod wire;
 
 use std::cell::Cell;
@@ -56,16 +58,24 @@ pub const KEEP_DIRS_ENV: &str = "STROM_KEEP_TEST_DIRS";
 pub const HARNESS_ENV: &[&str] = &[
     ALLOW_MISSING_ENV,
     KEEP_DIRS_ENV,
+    TEST_BIN_ENV,
     "STROM_ROUNDTRIP_ARGS",
     "STROM_CLIENT_TIMEOUT",
     "STROM_PYTHON",
     "STROM_SARAMA_DEBUG",
     "STROM_BROKERS",
+    "STROM_CRASH_SEED",
+    "STROM_LOAD_SECS",
 ];
 
+/// Set to a path to test that `strom` binary instead of the one Cargo built (for a
+/// target directory shared by several work trees, where `target/debug/strom` may be
+/// another tree's build by the time the tests run).
+pub const TEST_BIN_ENV: &str = "STROM_TEST_BIN";
+
 /// The `strom` binary under test.
-pub fn strom_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_strom")
+pub fn strom_bin() -> String {
+    std::env::var(TEST_BIN_ENV).unwrap_or_else(|_| env!("CARGO_BIN_EXE_strom").to_string())
 }
 
 /// The workspace root (the folder holding `tests/`).
@@ -198,6 +208,7 @@ pub struct BrokerBuilder {
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
+    wrapper: Vec<String>,
 }
 
 impl BrokerBuilder {
@@ -223,6 +234,17 @@ impl BrokerBuilder {
     /// An environment variable for the broker process.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Run the broker under another program: `program args... strom serve ...` (for
+    /// example strace). [`Broker::pid`] is then the wrapper's process id, and
+    /// [`Broker::kill`] SIGKILLs the wrapper only: the caller must end the broker
+    /// itself.
+    pub fn wrapper(mut self, program: impl Into<String>, args: &[&str]) -> Self {
+        self.wrapper = std::iter::once(program.into())
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect();
         self
     }
 
@@ -401,7 +423,14 @@ impl Broker {
             .open(&self.log_path)
             .map_err(|e| format!("open {}: {e}", self.log_path.display()))?;
         let listen = self.bootstrap();
-        let mut cmd = Command::new(strom_bin());
+        let mut cmd = match self.opts.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(strom_bin());
+                cmd
+            }
+            None => Command::new(strom_bin()),
+        };
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)

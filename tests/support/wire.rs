@@ -21,6 +21,11 @@ pub struct Conn {
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+        Conn::from_stream(stream)
+    }
+
+    /// A connection made elsewhere (e.g. from a chosen source address).
+    pub fn from_stream(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");

@@ -3,6 +3,11 @@
 //! Start-up opens the data directory (recovering partition logs after a crash) before
 //! the listener is bound; shutdown stops accepting, lets in-flight requests finish,
 //! then closes every log cleanly so the next start needs no recovery.
+//!
+//! First of all the soft open-file limit is raised to the hard limit (each segment holds
+//! three files, each client a socket; see `strom_server::os_limits`), and once the logs
+//! are open a warning says if the limits are still too low for them and
+//! `max.connections`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,9 +19,9 @@ use strom_coordinator::Coordinator;
 use strom_server::config::load::{
     ENV_ADVERTISE, ENV_CONFIG, ENV_DATA_DIR, ENV_LISTEN, ENV_NODE_ID,
 };
-use strom_server::{BrokerConfig, ConfigSources, Server};
+use strom_server::{BrokerConfig, ConfigSources, Server, os_limits};
 use strom_storage::SystemClock;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// Flags of `strom serve`. Each flag falls back to its `STROM_*` variable; any Kafka
@@ -65,6 +70,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     .with_process_env();
     let config = BrokerConfig::load(&sources)?;
+    // Before the data directory is opened: each of its segments holds three files.
+    let nofile = raise_open_file_limit();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
 
@@ -84,6 +91,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .context("opening the data directory panicked")?
                 .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
         let coordinator = Arc::new(coordinator);
+        check_os_limits(&coordinator, nofile, config.max_connections);
         let server = Server::bind(config, coordinator.clone()).await?;
         info!(
             address = %server.local_addr(),
@@ -101,6 +109,67 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         info!("strom stopped");
         anyhow::Ok(())
     })
+}
+
+/// Raises the soft open-file limit to the hard limit and logs both; a failure is
+/// logged and start-up goes on with the limit as it was.
+fn raise_open_file_limit() -> Option<u64> {
+    match os_limits::raise_nofile_limit() {
+        Ok(limit) => {
+            info!(
+                soft = %show_limit(limit.soft),
+                hard = %show_limit(limit.hard),
+                was = %show_limit(limit.before),
+                "open-file limit"
+            );
+            limit.soft
+        }
+        Err(e) => {
+            let limit = os_limits::nofile_limit();
+            warn!(
+                soft = %show_limit(limit.soft),
+                hard = %show_limit(limit.hard),
+                error = %e,
+                "cannot raise the open-file limit"
+            );
+            limit.soft
+        }
+    }
+}
+
+/// Warns when the open-file limit (`soft`) or `vm.max_map_count` is too low for the
+/// segments just opened and the connections `max.connections` allows.
+fn check_os_limits(coordinator: &Coordinator, soft: Option<u64>, max_connections: i32) {
+    let partitions = coordinator.all_partitions();
+    let segments = partitions
+        .iter()
+        .filter_map(|p| p.segment_count().ok())
+        .map(|n| n as u64)
+        .sum();
+    let demand = os_limits::FileDemand::new(segments, max_connections);
+    info!(
+        partitions = partitions.len(),
+        segments,
+        connections_that_fit = %show_limit(demand.connections_that_fit(soft)),
+        "open files"
+    );
+    let problems = os_limits::shortfalls(
+        &demand,
+        soft,
+        os_limits::max_map_count(),
+        MIN_CONNECTION_ROOM,
+    );
+    for problem in problems {
+        warn!("{problem}");
+    }
+}
+
+/// With `max.connections` unlimited, the open-file limit must leave at least this many
+/// sockets for clients, or start-up warns.
+const MIN_CONNECTION_ROOM: u64 = 1_000;
+
+fn show_limit(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
 }
 
 /// Logs to stderr, filtered by RUST_LOG (default `info`); colours only on a terminal.

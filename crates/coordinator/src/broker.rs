@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use strom_storage::Clock;
 use uuid::Uuid;
@@ -18,6 +19,11 @@ use crate::partition::Partition;
 use crate::producer_ids::ProducerIdManager;
 use crate::topic::{self, TOPICS_DIR, Topic, TopicRecord};
 use crate::topic_config::{self, AlterOp, ConfigEntry, TopicConfig, TopicDefaults};
+
+/// Threads that close partitions at shutdown (see [`Coordinator::shutdown`]).
+pub const CLOSE_THREADS: usize = 16;
+/// Threads that open topics at start-up (see `Coordinator::load_topics`).
+pub const OPEN_THREADS: usize = 16;
 
 /// What the broker is configured with (from `strom serve` flags, env and config file).
 #[derive(Debug, Clone)]
@@ -94,9 +100,7 @@ impl Coordinator {
                 .filter(|p| p.extension().is_some_and(|x| x == "json"))
                 .collect();
             paths.sort();
-            for path in paths {
-                let record = TopicRecord::read(&path)?;
-                let topic = Self::load_topic(&settings, &clock, record)?;
+            for topic in Self::load_topics(&settings, &clock, &paths)? {
                 topics.insert(topic.name().to_string(), Arc::new(topic));
             }
         }
@@ -114,6 +118,45 @@ impl Coordinator {
             producer_ids,
             admin: Mutex::new(()),
         })
+    }
+
+    /// Opens the topics recorded at `paths`, in that order, on up to [`OPEN_THREADS`]
+    /// threads: opening a partition costs a few file operations and fsyncs, and one
+    /// after another 2,000 partitions kept a restarted broker from listening for over
+    /// ten seconds. Fails with the first error in `paths` order.
+    fn load_topics(
+        settings: &BrokerSettings,
+        clock: &Arc<dyn Clock>,
+        paths: &[PathBuf],
+    ) -> Result<Vec<Topic>> {
+        let next = AtomicUsize::new(0);
+        let load_some = || {
+            let mut loaded = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = paths.get(i) else {
+                    return loaded;
+                };
+                let topic =
+                    TopicRecord::read(path).and_then(|r| Self::load_topic(settings, clock, r));
+                loaded.push((i, topic));
+            }
+        };
+        let mut loaded = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..OPEN_THREADS.min(paths.len()))
+                .map(|_| scope.spawn(load_some))
+                .collect();
+            let mut all = load_some();
+            for helper in helpers {
+                match helper.join() {
+                    Ok(some) => all.extend(some),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            all
+        });
+        loaded.sort_by_key(|(i, _)| *i);
+        loaded.into_iter().map(|(_, topic)| topic).collect()
     }
 
     fn load_topic(
@@ -432,14 +475,36 @@ impl Coordinator {
 
     /// Closes every partition cleanly (producer snapshots, flushed logs, clean-shutdown
     /// markers), so the next start needs no recovery. Returns the first error.
+    ///
+    /// Partitions are closed on [`CLOSE_THREADS`] threads: each close is several fsyncs
+    /// (producer snapshot, log, indexes, checkpoint, directories), and one after another
+    /// 2,000 partitions took longer than a supervisor's stop timeout. Concurrent fsyncs
+    /// of different files share the file system's journal commits.
     pub fn shutdown(&self) -> Result<()> {
-        let mut first = None;
-        for p in self.all_partitions() {
-            if let Err(e) = p.close() {
-                tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "closing partition failed");
-                first.get_or_insert(e);
+        let partitions = self.all_partitions();
+        let next = AtomicUsize::new(0);
+        let first = Mutex::new(None);
+        let close_all = || {
+            while let Some(p) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+                if let Err(e) = p.close() {
+                    tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "closing partition failed");
+                    // A panicking closer poisons the lock; the errors it guards are still good.
+                    first
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(e);
+                }
             }
-        }
-        first.map_or(Ok(()), Err)
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..CLOSE_THREADS.min(partitions.len()) {
+                scope.spawn(close_all);
+            }
+            close_all();
+        });
+        first
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map_or(Ok(()), Err)
     }
 }

@@ -338,6 +338,12 @@ impl Partition {
         self.with_state(|s| Ok(s.log.size_bytes()))
     }
 
+    /// Segments in the log: each holds its files open (start-up checks the open-file
+    /// limit against this).
+    pub fn segment_count(&self) -> Result<usize> {
+        self.with_state(|s| Ok(s.log.segment_count()))
+    }
+
     /// ListOffsets by timestamp: the first batch at or after the log start whose max
     /// timestamp is `>= timestamp`, at batch granularity (the server refines it to the
     /// record by decoding that one batch).

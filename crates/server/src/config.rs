@@ -12,13 +12,16 @@
 //! 3. the TOML file named by `--config` / `STROM_CONFIG`;
 //! 4. the defaults below.
 
+mod conn_overrides;
 mod host_port;
 pub mod load;
 pub(crate) mod properties;
 #[cfg(test)]
 mod tests;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use strom_coordinator::{BrokerSettings, ConfigType, TopicDefaults};
 use strom_storage::config::{
@@ -28,6 +31,7 @@ use strom_storage::{FlushPolicy, LogConfig};
 
 use crate::error::{Result, ServerError};
 
+pub use conn_overrides::ConnectionOverrides;
 pub use host_port::HostPort;
 pub use load::ConfigSources;
 
@@ -103,6 +107,22 @@ pub struct BrokerConfig {
 
     /// `max.connections`: accepting pauses while this many connections are open.
     pub max_connections: i32,
+    /// `max.connections.per.ip`: connections one client address may hold; a connection
+    /// over it is closed as soon as it is accepted.
+    pub max_connections_per_ip: i32,
+    /// `max.connections.per.ip.overrides`: per-address exceptions to
+    /// `max.connections.per.ip` (`127.0.0.1:200,::1:50`; IP addresses, not host names).
+    pub max_connections_per_ip_overrides: ConnectionOverrides,
+    /// `connections.max.idle.ms`: a connection with no request in flight that sends
+    /// nothing for this long is closed.
+    pub connections_max_idle_ms: i64,
+    /// Strom-only `socket.request.read.timeout.ms`: once the first byte of a request has
+    /// arrived, the whole request must arrive within this long or the connection is
+    /// closed, so a client trickling bytes cannot hold a connection forever.
+    pub socket_request_read_timeout_ms: i64,
+    /// `fetch.max.bytes`: the most record bytes one Fetch response carries, whatever
+    /// the request's `max_bytes` asks for (at least one batch is still returned).
+    pub fetch_max_bytes: i32,
     /// `queued.max.request.bytes`: memory budget for requests read but not yet answered;
     /// reading pauses when it is spent. -1 = unbounded. Kafka's default is -1; Strom's is
     /// 512 MiB because decoded requests are larger than their wire form (see the README).
@@ -133,6 +153,11 @@ pub struct PropertyValue {
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 * 1024 * 1024;
 /// Default `non.produce.request.max.bytes`.
 pub const DEFAULT_NON_PRODUCE_REQUEST_MAX_BYTES: i32 = 8 * 1024 * 1024;
+/// Default `fetch.max.bytes` (Kafka's: 55 MiB).
+pub const DEFAULT_FETCH_MAX_BYTES: i32 = 55 * 1024 * 1024;
+/// Timeouts above this many ms are treated as this (about a year): `Instant + Duration`
+/// must not overflow, and a year is "never" for a connection.
+pub const MAX_TIMEOUT_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -166,6 +191,11 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             max_connections: i32::MAX,
+            max_connections_per_ip: i32::MAX,
+            max_connections_per_ip_overrides: ConnectionOverrides::default(),
+            connections_max_idle_ms: 600_000,
+            socket_request_read_timeout_ms: 30_000,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             non_produce_request_max_bytes: DEFAULT_NON_PRODUCE_REQUEST_MAX_BYTES,
             connection_max_in_flight_requests: 64,
@@ -369,6 +399,27 @@ impl BrokerConfig {
             ),
             ("max.connections", Int, some(self.max_connections)),
             (
+                "max.connections.per.ip",
+                Int,
+                some(self.max_connections_per_ip),
+            ),
+            (
+                "max.connections.per.ip.overrides",
+                Str,
+                some(&self.max_connections_per_ip_overrides),
+            ),
+            (
+                "connections.max.idle.ms",
+                Long,
+                some(self.connections_max_idle_ms),
+            ),
+            (
+                "socket.request.read.timeout.ms",
+                Long,
+                some(self.socket_request_read_timeout_ms),
+            ),
+            ("fetch.max.bytes", Int, some(self.fetch_max_bytes)),
+            (
                 "queued.max.request.bytes",
                 Long,
                 some(self.queued_max_request_bytes),
@@ -385,6 +436,20 @@ impl BrokerConfig {
             ),
             ("shutdown.timeout.ms", Long, some(self.shutdown_timeout_ms)),
         ]
+    }
+
+    /// A millisecond setting as a [`Duration`], capped at [`MAX_TIMEOUT_MS`].
+    pub fn timeout(ms: i64) -> Duration {
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0).min(MAX_TIMEOUT_MS))
+    }
+
+    /// The connections `ip` may hold: its override, else `max.connections.per.ip`.
+    pub fn max_connections_for(&self, ip: IpAddr) -> u32 {
+        let limit = self
+            .max_connections_per_ip_overrides
+            .get(ip)
+            .unwrap_or(self.max_connections_per_ip);
+        u32::try_from(limit).unwrap_or(0)
     }
 
     /// `queued.max.request.bytes` as a byte count; `None` = unbounded.
@@ -407,6 +472,13 @@ impl BrokerConfig {
                     "{budget} is smaller than socket.request.max.bytes ({max_frame}); \
                      use -1 for no limit"
                 ),
+            ));
+        }
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            // Kafka's rule: 0 only makes sense as "nobody but the overrides".
+            return Err(ServerError::config(
+                "max.connections.per.ip",
+                "0 refuses every client; it needs max.connections.per.ip.overrides",
             ));
         }
         if let Some(advertise) = &self.advertise {

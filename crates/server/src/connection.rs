@@ -23,13 +23,20 @@
 //! and its size is capped first by `socket.request.max.bytes` and, for every API except
 //! Produce, by `non.produce.request.max.bytes`.
 //!
+//! Two timers bound how long a connection can sit on its slot without doing work:
+//! between requests, `connections.max.idle.ms` closes a connection that has nothing in
+//! flight and has been quiet that long (`crate::activity`); once a request's first byte
+//! has arrived, the whole request must follow within `socket.request.read.timeout.ms`
+//! (`crate::frame`), so a client trickling a byte a second is cut off too.
+//!
 //! Any protocol violation (bad size, unknown API key, undecodable header or body, an
-//! unsupported API or version) stops the reader: responses to the requests before it are
-//! still written, then the connection closes. Nothing here panics on client input, and
-//! no lock is held across an await (there are no locks).
+//! unsupported API or version, a request too slow to arrive) stops the reader:
+//! responses to the requests before it are still written, then the connection closes.
+//! Nothing here panics on client input, and no lock is held across an await.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -38,8 +45,9 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info};
 
+use crate::activity::Activity;
 use crate::budget::{BudgetShare, RequestBudget};
 use crate::dispatch::{self, Route};
 use crate::error::{Result, ServerError};
@@ -47,6 +55,14 @@ use crate::frame::FrameReader;
 use crate::request;
 use crate::response_frame::ResponseFrame;
 use crate::server::{Shared, TaskToken};
+use crate::warn_limit::{WarnLimiter, limited_warn};
+
+/// Protocol violations are the client's doing and can be repeated at will: their
+/// warnings are capped per ten seconds (with a count of the rest).
+static CLIENT_ERROR_WARNINGS: WarnLimiter = WarnLimiter::new(20, Duration::from_secs(10));
+/// Read timeouts have their own cap, so that a flood of garbage cannot hide a
+/// slowloris from the log (or the other way round).
+static TIMEOUT_WARNINGS: WarnLimiter = WarnLimiter::new(20, Duration::from_secs(10));
 
 /// A request between being read and having its response written.
 struct InFlight {
@@ -80,8 +96,10 @@ pub async fn serve(
     debug!(%peer, "connection opened");
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
-    let reader = read_requests(read_half, peer, shared, &token, tx, shutdown);
-    let writer = write_responses(write_half, peer, rx);
+    let activity = Activity::new();
+    let write_timeout = shared.limits.idle_timeout;
+    let reader = read_requests(read_half, peer, shared, &token, &activity, tx, shutdown);
+    let writer = write_responses(write_half, peer, &activity, write_timeout, rx);
     tokio::pin!(reader, writer);
     let mut reader_done = false;
     let written = loop {
@@ -103,10 +121,12 @@ async fn read_requests(
     peer: SocketAddr,
     shared: Arc<Shared>,
     token: &TaskToken,
+    activity: &Activity,
     queue: mpsc::UnboundedSender<InFlight>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut frames = FrameReader::new(read_half, shared.limits.max_frame);
+    let limits = shared.limits;
+    let mut frames = FrameReader::new(read_half, limits.max_frame, limits.read_timeout);
     let slots = Arc::new(Semaphore::new(shared.limits.max_in_flight));
     // Completion of the last handler spawned: the next one starts after it.
     let mut previous: Option<oneshot::Receiver<()>> = None;
@@ -128,6 +148,28 @@ async fn read_requests(
                 Err(_) => return, // never closed
             },
         };
+        // Between requests: wait for the next one's first byte, or close the connection
+        // once it has been idle for `connections.max.idle.ms`. `wait_for_frame` is
+        // cancel safe, so losing this race loses no bytes.
+        let started = tokio::select! {
+            biased;
+            () = &mut stop => return,
+            started = frames.wait_for_frame() => started,
+            () = activity.idle_for(limits.idle_timeout) => {
+                info!(
+                    %peer,
+                    idle_ms = limits.idle_timeout.as_millis() as u64,
+                    "closing idle connection (connections.max.idle.ms)"
+                );
+                return;
+            }
+        };
+        match started {
+            Ok(true) => {}
+            Ok(false) => return, // peer closed between requests
+            Err(e) => return client_error(peer, &e),
+        }
+        // From here the frame reader's read deadline bounds the wait.
         let head = tokio::select! {
             biased;
             () = &mut stop => return,
@@ -200,7 +242,15 @@ async fn read_requests(
                 }))
             }
             Err(e) => {
-                warn!(%peer, api = ?api, version, correlation_id, error = %e, "closing connection");
+                limited_warn!(
+                    CLIENT_ERROR_WARNINGS,
+                    %peer,
+                    api = ?api,
+                    version,
+                    correlation_id,
+                    error = %e,
+                    "closing connection"
+                );
                 return;
             }
         };
@@ -212,6 +262,7 @@ async fn read_requests(
             _slot: slot,
             _budget: budget,
         };
+        activity.request_read();
         if queue.send(in_flight).is_err() {
             return; // the writer stopped
         }
@@ -223,7 +274,19 @@ async fn read_requests(
 fn client_error(peer: SocketAddr, e: &ServerError) {
     match e {
         ServerError::Io(io) => debug!(%peer, error = %io, "read failed; closing connection"),
-        _ => warn!(%peer, error = %e, "closing connection"),
+        ServerError::RequestTimeout { .. } => {
+            limited_warn!(TIMEOUT_WARNINGS, %peer, error = %e, "closing connection")
+        }
+        _ => limited_warn!(CLIENT_ERROR_WARNINGS, %peer, error = %e, "closing connection"),
+    }
+}
+
+/// Marks a request answered when dropped, whichever way the writer moves on from it.
+struct Done<'a>(&'a Activity);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.request_done();
     }
 }
 
@@ -232,10 +295,13 @@ fn client_error(peer: SocketAddr, e: &ServerError) {
 async fn write_responses(
     mut write_half: OwnedWriteHalf,
     peer: SocketAddr,
+    activity: &Activity,
+    write_timeout: Duration,
     mut queue: mpsc::UnboundedReceiver<InFlight>,
 ) -> u64 {
     let mut written = 0;
     while let Some(in_flight) = queue.recv().await {
+        let _done = Done(activity);
         let frame = match in_flight.response {
             Pending::Ready(frame) => Ok(ResponseFrame::from(frame)),
             Pending::Task(task) => match task.await {
@@ -265,9 +331,26 @@ async fn write_responses(
         if frame.is_empty() {
             continue; // acks=0: nothing to send
         }
-        if let Err(e) = frame.write_to(&mut write_half).await {
-            debug!(%peer, error = %e, "write failed");
-            break;
+        // A client that stops reading its responses would otherwise hold the
+        // connection (and its queued responses) forever. Kafka closes a connection
+        // with no I/O for `connections.max.idle.ms`; here a response that cannot be
+        // written within that time closes it (a 55 MiB response at 100 kB/s still fits
+        // in the default 10 minutes).
+        match tokio::time::timeout(write_timeout, frame.write_to(&mut write_half)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "write failed");
+                break;
+            }
+            Err(_) => {
+                limited_warn!(
+                    TIMEOUT_WARNINGS,
+                    %peer,
+                    timeout_ms = write_timeout.as_millis() as u64,
+                    "closing connection: client not reading its responses (connections.max.idle.ms)"
+                );
+                break;
+            }
         }
         written += 1;
     }

@@ -46,6 +46,21 @@ pub enum ServerError {
     #[error("connection closed mid-frame ({received} of {expected} bytes received)")]
     TruncatedFrame { received: usize, expected: usize },
 
+    /// A request did not arrive in full within `socket.request.read.timeout.ms` of its
+    /// first byte (a client trickling bytes, or one that stalled mid-request).
+    #[error(
+        "request incomplete {timeout_ms} ms after its first byte (socket.request.read.timeout.ms): \
+         {received} bytes received{}",
+        frame.map(|f| format!(" of a {f}-byte frame")).unwrap_or_default()
+    )]
+    RequestTimeout {
+        /// Bytes of the frame received, size prefix included.
+        received: usize,
+        /// The frame's length, size prefix included, once the prefix has arrived.
+        frame: Option<usize>,
+        timeout_ms: u64,
+    },
+
     /// The request names an API key that Kafka does not define.
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),

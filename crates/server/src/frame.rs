@@ -12,8 +12,11 @@
 //! when to read the rest: unknown APIs and oversized non-Produce requests are refused,
 //! and the memory budget is reserved, before the body is buffered.
 
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::{Instant, timeout_at};
 
 use crate::error::{Result, ServerError};
 
@@ -50,12 +53,48 @@ impl FrameHead {
 pub struct FrameReader<R> {
     inner: R,
     max_size: usize,
+    /// How long a frame may take to arrive in full once its first byte has
+    /// (`socket.request.read.timeout.ms`).
+    read_timeout: Duration,
+    /// The size prefix and head of the frame being read. Kept here rather than on the
+    /// stack of a read so that [`FrameReader::wait_for_frame`] can be cancelled (by an
+    /// idle timeout) without losing bytes.
+    start: [u8; SIZE_LEN + HEAD_LEN],
+    filled: usize,
+    /// When the current frame must be complete; set by its first byte.
+    deadline: Option<Instant>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// `max_size` is `socket.request.max.bytes`: the largest body accepted.
-    pub fn new(inner: R, max_size: usize) -> Self {
-        FrameReader { inner, max_size }
+    /// `max_size` is `socket.request.max.bytes`: the largest body accepted;
+    /// `read_timeout` is how long a frame may take once its first byte has arrived.
+    pub fn new(inner: R, max_size: usize, read_timeout: Duration) -> Self {
+        FrameReader {
+            inner,
+            max_size,
+            read_timeout,
+            start: [0; SIZE_LEN + HEAD_LEN],
+            filled: 0,
+            deadline: None,
+        }
+    }
+
+    /// Waits until the first byte of the next frame has arrived: `Ok(true)`, or
+    /// `Ok(false)` if the peer closed the stream cleanly between frames.
+    ///
+    /// Cancel safe: it is one `read` whose bytes are stored in `self`, so the caller can
+    /// race it against an idle timer. The frame's read deadline starts here.
+    pub async fn wait_for_frame(&mut self) -> Result<bool> {
+        if self.deadline.is_some() {
+            return Ok(true);
+        }
+        let n = self.inner.read(&mut self.start[self.filled..]).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.filled += n;
+        self.deadline = Some(Instant::now() + self.read_timeout);
+        Ok(true)
     }
 
     /// Reads the size prefix and the first body bytes. `Ok(None)` means the peer closed
@@ -64,11 +103,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A size below [`HEAD_LEN`] or above the maximum is an error, returned before any
     /// buffer is allocated for the frame.
     pub async fn read_head(&mut self) -> Result<Option<FrameHead>> {
-        let mut prefix = [0u8; SIZE_LEN];
-        if !self.read_exact_or_eof(&mut prefix, 0).await? {
+        if !self.wait_for_frame().await? {
             return Ok(None);
         }
-        let declared = i32::from_be_bytes(prefix);
+        self.fill_start(SIZE_LEN, None).await?;
+        let declared =
+            i32::from_be_bytes([self.start[0], self.start[1], self.start[2], self.start[3]]);
         let size = usize::try_from(declared)
             .ok()
             .filter(|&s| (HEAD_LEN..=self.max_size).contains(&s))
@@ -77,13 +117,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 min: HEAD_LEN,
                 max: self.max_size,
             })?;
+        self.fill_start(SIZE_LEN + HEAD_LEN, Some(size)).await?;
         let mut head = [0u8; HEAD_LEN];
-        if !self.read_exact_or_eof(&mut head, size).await? {
-            return Err(ServerError::TruncatedFrame {
-                received: 0,
-                expected: size,
-            });
-        }
+        head.copy_from_slice(&self.start[SIZE_LEN..]);
+        // The next frame starts afresh; the deadline stays for this frame's body.
+        self.filled = 0;
         Ok(Some(FrameHead { size, head }))
     }
 
@@ -102,10 +140,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             // `take` keeps the read inside this frame: the next frame's bytes stay in
             // the socket for the next call.
-            let read = (&mut self.inner)
-                .take(remaining as u64)
-                .read_buf(&mut body)
-                .await?;
+            let mut within_frame = (&mut self.inner).take(remaining as u64);
+            let read = within_frame.read_buf(&mut body);
+            let read = match self.deadline {
+                Some(deadline) => timeout_at(deadline, read)
+                    .await
+                    .map_err(|_| self.timed_out(SIZE_LEN + body.len(), Some(head.size)))??,
+                None => read.await?,
+            };
             if read == 0 {
                 return Err(ServerError::TruncatedFrame {
                     received: body.len(),
@@ -113,27 +155,38 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 });
             }
         }
+        self.deadline = None;
         Ok(Bytes::from(body))
     }
 
-    /// Fills `buf` entirely. Returns `Ok(false)` on EOF before the first byte; EOF after
-    /// some bytes is a truncated frame of `expected` body bytes.
-    async fn read_exact_or_eof(&mut self, buf: &mut [u8], expected: usize) -> Result<bool> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = self.inner.read(&mut buf[filled..]).await?;
+    /// Fills `self.start` up to `len` bytes, within the frame's deadline. EOF is a
+    /// truncated frame (of `size` body bytes, when the prefix has been read).
+    async fn fill_start(&mut self, len: usize, size: Option<usize>) -> Result<()> {
+        while self.filled < len {
+            let read = self.inner.read(&mut self.start[self.filled..len]);
+            let n = match self.deadline {
+                Some(deadline) => timeout_at(deadline, read)
+                    .await
+                    .map_err(|_| self.timed_out(self.filled, size))??,
+                None => read.await?,
+            };
             if n == 0 {
-                if filled == 0 {
-                    return Ok(false);
-                }
                 return Err(ServerError::TruncatedFrame {
-                    received: filled,
-                    expected,
+                    received: self.filled.saturating_sub(SIZE_LEN),
+                    expected: size.unwrap_or(0),
                 });
             }
-            filled += n;
+            self.filled += n;
         }
-        Ok(true)
+        Ok(())
+    }
+
+    fn timed_out(&self, received: usize, size: Option<usize>) -> ServerError {
+        ServerError::RequestTimeout {
+            received,
+            frame: size.map(|s| s + SIZE_LEN),
+            timeout_ms: u64::try_from(self.read_timeout.as_millis()).unwrap_or(u64::MAX),
+        }
     }
 }
 
@@ -188,6 +241,8 @@ mod tests {
 
     use super::*;
 
+    const LONG: Duration = Duration::from_secs(60);
+
     fn frame(body: &[u8]) -> Vec<u8> {
         let mut v = (body.len() as i32).to_be_bytes().to_vec();
         v.extend_from_slice(body);
@@ -205,7 +260,7 @@ mod tests {
     async fn reads_back_to_back_frames_without_over_reading() {
         let mut wire = frame(&[0, 18, 0, 3, 9, 9]);
         wire.extend(frame(&[0, 3, 0, 1]));
-        let mut r = FrameReader::new(wire.as_slice(), 1024);
+        let mut r = FrameReader::new(wire.as_slice(), 1024, LONG);
         let head = r.read_head().await.expect("ok").expect("frame");
         assert_eq!((head.size, head.api_key(), head.api_version()), (6, 18, 3));
         assert_eq!(
@@ -222,7 +277,7 @@ mod tests {
         for size in [-1i32, i32::MIN, 0, 3, 1025, i32::MAX] {
             let mut wire = size.to_be_bytes().to_vec();
             wire.extend_from_slice(&[0; 8]);
-            let mut r = FrameReader::new(wire.as_slice(), 1024);
+            let mut r = FrameReader::new(wire.as_slice(), 1024, LONG);
             match r.read_head().await {
                 Err(ServerError::FrameSize { size: s, .. }) => assert_eq!(s, i64::from(size)),
                 other => panic!("size {size}: {other:?}"),
@@ -237,7 +292,7 @@ mod tests {
             w.pop();
             w
         }] {
-            let mut r = FrameReader::new(wire.as_slice(), 1024);
+            let mut r = FrameReader::new(wire.as_slice(), 1024, LONG);
             let res = read_one(&mut r).await;
             assert!(
                 matches!(res, Err(ServerError::TruncatedFrame { .. })),
@@ -287,7 +342,7 @@ mod tests {
             pos: 0,
             max_offered: 0,
         };
-        let mut r = FrameReader::new(&mut trickle, 100 << 20);
+        let mut r = FrameReader::new(&mut trickle, 100 << 20, LONG);
         let res = read_one(&mut r).await;
         assert!(matches!(
             res,
@@ -295,6 +350,65 @@ mod tests {
         ));
         // The buffer offered to the socket never exceeded one chunk ahead.
         assert!(trickle.max_offered <= READ_CHUNK, "{}", trickle.max_offered);
+    }
+
+    /// A peer that sends part of a frame and then holds the connection open gets a
+    /// timeout once `read_timeout` has passed since the frame's first byte, both
+    /// inside the size prefix and inside the body.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_frame_times_out_from_its_first_byte() {
+        use tokio::io::AsyncWriteExt;
+        for (sent, expected_frame) in [
+            (&[0u8, 0][..], None),
+            (&[0, 0, 0, 9, 0, 18, 0, 3, 1][..], Some(13)),
+        ] {
+            let (mut peer, server) = tokio::io::duplex(1024);
+            peer.write_all(sent).await.expect("write");
+            let mut r = FrameReader::new(server, 1024, Duration::from_secs(30));
+            let start = Instant::now();
+            let res = match r.read_head().await {
+                Ok(Some(head)) => r.read_body(&head).await.map(|_| ()),
+                other => other.map(|_| ()),
+            };
+            match res {
+                Err(ServerError::RequestTimeout {
+                    received,
+                    frame,
+                    timeout_ms,
+                }) => {
+                    assert_eq!(
+                        (received, frame, timeout_ms),
+                        (sent.len(), expected_frame, 30_000)
+                    );
+                }
+                other => panic!("{sent:?}: {other:?}"),
+            }
+            assert_eq!(start.elapsed(), Duration::from_secs(30));
+            drop(peer);
+        }
+    }
+
+    /// Waiting for a frame can be abandoned (the connection's idle timer) and resumed
+    /// without losing what had arrived.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_a_frame_is_cancel_safe() {
+        use tokio::io::AsyncWriteExt;
+        let (mut peer, server) = tokio::io::duplex(1024);
+        let mut r = FrameReader::new(server, 1024, Duration::from_secs(30));
+        tokio::select! {
+            _ = r.wait_for_frame() => panic!("nothing was sent"),
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let wire = frame(&[0, 18, 0, 3, 7]);
+        peer.write_all(&wire[..2]).await.expect("write");
+        assert!(r.wait_for_frame().await.expect("ok"), "a frame started");
+        // Waiting again returns at once: the frame is under way.
+        assert!(r.wait_for_frame().await.expect("ok"));
+        peer.write_all(&wire[2..]).await.expect("write");
+        let body = read_one(&mut r).await.expect("ok").expect("frame");
+        assert_eq!(&body[..], &[0, 18, 0, 3, 7]);
+        drop(peer);
+        assert!(!r.wait_for_frame().await.expect("clean eof"));
     }
 
     #[test]

@@ -11,8 +11,11 @@
 //! body buffers grow only as bytes arrive, non-Produce requests have a lower size cap,
 //! a server-wide budget bounds the memory of requests in flight (`budget`), and
 //! [`MmapAlloc`] keeps `kafka-protocol`'s wire-controlled `Vec::with_capacity` from
-//! aborting the process. See the crate README for the numbers.
+//! aborting the process. Connections are bounded too: per client address
+//! (`ip_limit`), by an idle timeout (`activity`) and by a deadline for each request to
+//! arrive once started (`frame`). See the crate README for the numbers.
 
+mod activity;
 pub mod api_versions;
 pub mod broker;
 pub mod budget;
@@ -23,11 +26,14 @@ pub mod error;
 pub mod frame;
 pub mod groups;
 pub mod handlers;
+mod ip_limit;
 pub mod maintenance;
 pub mod mmap_alloc;
+pub mod os_limits;
 pub mod request;
 pub mod response_frame;
 mod server;
+mod warn_limit;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, ConfigSources, HostPort};

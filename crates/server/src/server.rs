@@ -28,7 +28,13 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::error::{Result, ServerError};
 use crate::groups;
+use crate::ip_limit::PerIpConnections;
 use crate::maintenance;
+use crate::warn_limit::{WarnLimiter, limited_warn};
+
+/// Refused connections cost an attacker nothing; their warnings are capped at a few per
+/// ten seconds (with a count of the rest).
+static REFUSED_WARNINGS: WarnLimiter = WarnLimiter::new(5, Duration::from_secs(10));
 
 /// Per-request limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +45,10 @@ pub struct Limits {
     pub non_produce_max: usize,
     /// `connection.max.in.flight.requests`.
     pub max_in_flight: usize,
+    /// `socket.request.read.timeout.ms`: a started request's time to arrive in full.
+    pub read_timeout: Duration,
+    /// `connections.max.idle.ms`.
+    pub idle_timeout: Duration,
 }
 
 /// What every connection shares.
@@ -88,6 +98,8 @@ impl Server {
             max_in_flight: usize::try_from(config.connection_max_in_flight_requests)
                 .unwrap_or(1)
                 .max(1),
+            read_timeout: BrokerConfig::timeout(config.socket_request_read_timeout_ms),
+            idle_timeout: BrokerConfig::timeout(config.connections_max_idle_ms),
         };
         let (token_tx, tasks_done) = mpsc::channel(1);
         let max_connections = usize::try_from(config.max_connections).unwrap_or(1).max(1);
@@ -143,12 +155,20 @@ impl Server {
         );
         let group_tasks = groups::start(&shared.broker).await;
         let connection_slots = Arc::new(Semaphore::new(max_connections));
+        let per_ip = Arc::new(PerIpConnections::default());
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
 
         loop {
             // At `max.connections`, stop accepting (as Kafka does): further clients wait
             // in the listen backlog instead of being accepted and dropped.
+            if connection_slots.available_permits() == 0 {
+                limited_warn!(
+                    REFUSED_WARNINGS,
+                    max_connections,
+                    "max.connections reached; not accepting until a connection closes"
+                );
+            }
             let slot = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -164,6 +184,22 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    let limit = shared.broker.config().max_connections_for(peer.ip());
+                    let ip_slot = match per_ip.try_acquire(peer.ip(), limit) {
+                        Ok(ip_slot) => ip_slot,
+                        Err(open) => {
+                            // Closed at once (dropping the stream), as Kafka does; the
+                            // global slot goes back with it.
+                            limited_warn!(
+                                REFUSED_WARNINGS,
+                                %peer,
+                                open,
+                                limit,
+                                "refusing connection: max.connections.per.ip reached"
+                            );
+                            continue;
+                        }
+                    };
                     // Kafka requests and responses are small and latency-bound.
                     if let Err(e) = stream.set_nodelay(true) {
                         warn!(%peer, error = %e, "cannot set TCP_NODELAY");
@@ -172,7 +208,7 @@ impl Server {
                     let token = token.clone();
                     let stop = stop_rx.clone();
                     connections.spawn(async move {
-                        let _slot = slot;
+                        let _slots = (slot, ip_slot);
                         connection::serve(stream, peer, shared, stop, token).await;
                     });
                 }

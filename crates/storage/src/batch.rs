@@ -57,7 +57,7 @@ pub const NO_PRODUCER_ID: i64 = -1;
 /// The parsed fixed header of one v2 record batch.
 ///
 /// Invariant (checked by [`BatchHeader::parse`]): `batch_length >= HEADER_SIZE - LOG_OVERHEAD`,
-/// `magic == 2`, `last_offset_delta >= 0`.
+/// `magic == 2`, `last_offset_delta >= 0`, `records_count >= 0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
     pub base_offset: i64,
@@ -129,6 +129,11 @@ impl BatchHeader {
         if last_offset_delta < 0 {
             return Err(BatchError::InvalidLastOffsetDelta(last_offset_delta));
         }
+        // Stored verbatim, a negative count would only fail in every consumer later.
+        let records_count = be_i32(buf, RECORDS_COUNT_OFFSET);
+        if records_count < 0 {
+            return Err(BatchError::InvalidRecordsCount(records_count));
+        }
         Ok(BatchHeader {
             base_offset: be_i64(buf, BASE_OFFSET_OFFSET),
             batch_length: be_i32(buf, LENGTH_OFFSET),
@@ -142,7 +147,7 @@ impl BatchHeader {
             producer_id: be_i64(buf, PRODUCER_ID_OFFSET),
             producer_epoch: be_i16(buf, PRODUCER_EPOCH_OFFSET),
             base_sequence: be_i32(buf, BASE_SEQUENCE_OFFSET),
-            records_count: be_i32(buf, RECORDS_COUNT_OFFSET),
+            records_count,
         })
     }
 
@@ -351,11 +356,18 @@ mod tests {
             BatchHeader::parse_and_validate(&short),
             Err(BatchError::InvalidLength(10))
         );
-        let mut negative = good;
+        let mut negative = good.clone();
         negative[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&(-5i32).to_be_bytes());
         assert_eq!(
             BatchHeader::parse_and_validate(&negative),
             Err(BatchError::InvalidLength(-5))
+        );
+        let mut count = good;
+        count[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4]
+            .copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(
+            BatchHeader::parse_and_validate(&count),
+            Err(BatchError::InvalidRecordsCount(-5))
         );
     }
 

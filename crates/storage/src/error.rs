@@ -16,6 +16,8 @@ pub enum BatchError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid last offset delta {0}")]
     InvalidLastOffsetDelta(i32),
+    #[error("invalid records count {0}")]
+    InvalidRecordsCount(i32),
     #[error("batch of {size} bytes is larger than the segment size limit {max}")]
     TooLarge { size: usize, max: u64 },
 }

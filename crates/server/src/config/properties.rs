@@ -5,7 +5,7 @@
 //! a property is known, typed and validated the same way wherever it comes from. Ranges
 //! are Kafka's where Kafka has one.
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, ConnectionOverrides};
 
 /// A property value as a source gave it: typed from TOML, or text from the environment
 /// and the command line. Parsers accept either, so `"log.retention.ms" = 1000` and
@@ -38,6 +38,13 @@ impl RawValue {
             return Err(format!("{v} is outside [{min}, {max}]"));
         }
         T::try_from(v).map_err(|_| format!("{v} is out of range"))
+    }
+
+    fn text(&self) -> Result<String, String> {
+        match self {
+            RawValue::Toml(toml::Value::String(s)) | RawValue::Text(s) => Ok(s.clone()),
+            RawValue::Toml(other) => Err(format!("expected a string, found {}", other.type_str())),
+        }
     }
 
     fn bool(&self) -> Result<bool, String> {
@@ -204,6 +211,33 @@ pub(crate) const PROPERTIES: &[Property] = &[
         apply: |c, v| set(&mut c.max_connections, v.int_in(1, I32)),
     },
     Property {
+        // 0 is allowed only with overrides (checked in `BrokerConfig::validate`).
+        name: "max.connections.per.ip",
+        apply: |c, v| set(&mut c.max_connections_per_ip, v.int_in(0, I32)),
+    },
+    Property {
+        name: "max.connections.per.ip.overrides",
+        apply: |c, v| {
+            set(
+                &mut c.max_connections_per_ip_overrides,
+                ConnectionOverrides::parse(&v.text()?),
+            )
+        },
+    },
+    Property {
+        name: "connections.max.idle.ms",
+        apply: |c, v| set(&mut c.connections_max_idle_ms, v.int_in(1, i64::MAX)),
+    },
+    Property {
+        name: "socket.request.read.timeout.ms",
+        apply: |c, v| set(&mut c.socket_request_read_timeout_ms, v.int_in(1, i64::MAX)),
+    },
+    Property {
+        // Kafka's minimum.
+        name: "fetch.max.bytes",
+        apply: |c, v| set(&mut c.fetch_max_bytes, v.int_in(1024, I32)),
+    },
+    Property {
         name: "queued.max.request.bytes",
         apply: |c, v| {
             let bytes = v.int_in(-1, i64::MAX)?;
@@ -246,10 +280,15 @@ mod tests {
     fn every_property_accepts_text_and_toml_values() {
         for p in PROPERTIES {
             let mut c = BrokerConfig::default();
-            let (text, toml) = if p.name == "auto.create.topics.enable" {
-                ("false", toml::Value::Boolean(false))
-            } else {
-                ("1000", toml::Value::Integer(1000))
+            let (text, toml) = match p.name {
+                "auto.create.topics.enable" => ("false", toml::Value::Boolean(false)),
+                // A string property: TOML gives it as a string.
+                "max.connections.per.ip.overrides" => (
+                    "127.0.0.1:1000",
+                    toml::Value::String("127.0.0.1:1000".into()),
+                ),
+                "fetch.max.bytes" => ("2000", toml::Value::Integer(2000)),
+                _ => ("1000", toml::Value::Integer(1000)),
             };
             p.apply(&mut c, &RawValue::Text(text.into()))
                 .unwrap_or_else(|e| panic!("{}: {e}", p.name));

@@ -394,3 +394,69 @@ fn offset_settings_reach_the_group_coordinator() {
         "Kafka's 7-day default"
     );
 }
+
+#[test]
+fn connection_and_fetch_limits() {
+    let c = BrokerConfig::default();
+    // Kafka's defaults, and Strom's own read timeout.
+    assert_eq!(c.max_connections_per_ip, i32::MAX);
+    assert_eq!(c.connections_max_idle_ms, 600_000);
+    assert_eq!(c.fetch_max_bytes, 57_671_680);
+    assert_eq!(c.socket_request_read_timeout_ms, 30_000);
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+    assert_eq!(c.max_connections_for(ip("10.0.0.1")), i32::MAX as u32);
+
+    let c = load(ConfigSources {
+        overrides: vec![
+            "max.connections.per.ip=3".into(),
+            "max.connections.per.ip.overrides=127.0.0.2:0, ::1:10".into(),
+            "connections.max.idle.ms=9223372036854775807".into(),
+        ],
+        ..Default::default()
+    })
+    .expect("loads");
+    assert_eq!(c.max_connections_for(ip("10.0.0.1")), 3);
+    assert_eq!(c.max_connections_for(ip("127.0.0.2")), 0);
+    assert_eq!(c.max_connections_for(ip("::1")), 10);
+    // A huge timeout is "never", not an overflow.
+    assert_eq!(
+        BrokerConfig::timeout(c.connections_max_idle_ms),
+        std::time::Duration::from_millis(crate::config::MAX_TIMEOUT_MS)
+    );
+    let described = c.kafka_properties();
+    let overrides = described
+        .iter()
+        .find(|p| p.name == "max.connections.per.ip.overrides")
+        .expect("described");
+    assert_eq!(overrides.value.as_deref(), Some("127.0.0.2:0,::1:10"));
+    assert!(!overrides.is_default);
+
+    let err = |overrides: &[&str]| {
+        err_text(ConfigSources {
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+    };
+    // 0 refuses everyone unless some addresses are let in by an override.
+    let text = err(&["max.connections.per.ip=0"]);
+    assert!(text.contains("max.connections.per.ip"), "{text}");
+    load(ConfigSources {
+        overrides: vec![
+            "max.connections.per.ip=0".into(),
+            "max.connections.per.ip.overrides=127.0.0.1:5".into(),
+        ],
+        ..Default::default()
+    })
+    .expect("0 with overrides is an allow list");
+    for bad in [
+        "max.connections.per.ip.overrides=localhost:5",
+        "max.connections.per.ip.overrides=127.0.0.1",
+        "fetch.max.bytes=1023",
+        "socket.request.read.timeout.ms=0",
+        "connections.max.idle.ms=0",
+    ] {
+        let text = err(&[bad]);
+        let name = bad.split('=').next().expect("name");
+        assert!(text.contains(name), "{bad}: {text}");
+    }
+}

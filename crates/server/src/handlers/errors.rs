@@ -39,7 +39,8 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
             BatchError::Truncated { .. }
             | BatchError::InvalidLength(_)
             | BatchError::CrcMismatch { .. }
-            | BatchError::InvalidLastOffsetDelta(_) => ResponseError::CorruptMessage,
+            | BatchError::InvalidLastOffsetDelta(_)
+            | BatchError::InvalidRecordsCount(_) => ResponseError::CorruptMessage,
         },
         StorageError::EmptyAppend => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

@@ -1,7 +1,9 @@
 //! Fetch (API 1): whole record batches from each requested partition, with long poll.
 //!
 //! Limits, as Kafka applies them: each partition returns at most `partition_max_bytes`
-//! and the response at most `max_bytes`, except that the first non-empty partition
+//! and the response at most `max_bytes`, itself capped by the broker's `fetch.max.bytes`
+//! (a request asking for more is served that much, with a rate-limited warning), except
+//! that the first non-empty partition
 //! always returns at least one whole batch, so a consumer never gets stuck behind a
 //! batch larger than its limits. Consumers read only up to the high watermark.
 //!
@@ -38,6 +40,7 @@ use crate::handlers::FrameHandlerFuture;
 use crate::handlers::blocking::run_blocking;
 use crate::handlers::errors;
 use crate::response_frame::ResponseFrame;
+use crate::warn_limit::{WarnLimiter, limited_warn};
 
 pub mod splice;
 
@@ -45,6 +48,10 @@ use splice::{FileSet, Markers};
 
 /// `isolation_level` of a consumer that only reads committed records.
 const READ_COMMITTED: i8 = 1;
+
+/// A consumer configured above `fetch.max.bytes` asks for it in every Fetch: say so a
+/// few times a minute, not every time.
+static CAPPED_WARNINGS: WarnLimiter = WarnLimiter::new(3, Duration::from_secs(60));
 
 /// Record sets at least this large are sent from their file; smaller ones are copied.
 pub const SENDFILE_MIN_BYTES: usize = 32 * 1024;
@@ -141,7 +148,7 @@ pub async fn respond(
     let mut deadline = tokio::time::Instant::now() + max_wait;
     let mut shutdown = broker.shutting_down();
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    let max_bytes = capped_max_bytes(&broker, request.max_bytes);
     let isolation = request.isolation_level;
     loop {
         for w in &mut watchers {
@@ -168,6 +175,21 @@ pub async fn respond(
             _ = shutdown.wait_for(|s| *s) => deadline = tokio::time::Instant::now(),
         }
     }
+}
+
+/// The request's `max_bytes` (negative = 0), capped at `fetch.max.bytes` as Kafka does.
+fn capped_max_bytes(broker: &Broker, asked: i32) -> usize {
+    let cap = broker.config().fetch_max_bytes;
+    if asked > cap {
+        limited_warn!(
+            CAPPED_WARNINGS,
+            client = %crate::request::client_host(),
+            requested = asked,
+            cap,
+            "Fetch max_bytes above fetch.max.bytes; serving at most fetch.max.bytes"
+        );
+    }
+    usize::try_from(asked.min(cap)).unwrap_or(0)
 }
 
 fn resolve(broker: &Broker, version: i16, request: &FetchRequest) -> Vec<WantedTopic> {

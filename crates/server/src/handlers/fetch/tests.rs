@@ -197,3 +197,39 @@ async fn large_record_sets_are_spliced_from_their_files() {
         assert_eq!(spliced, expected, "v{version}");
     }
 }
+
+/// `fetch.max.bytes` caps what a request's `max_bytes` asks for, as in Kafka; the first
+/// batch is still returned whole.
+#[tokio::test]
+async fn fetch_max_bytes_caps_the_request() {
+    let t = test_support::broker_with(crate::config::BrokerConfig {
+        fetch_max_bytes: 1024,
+        ..Default::default()
+    });
+    create_topic(&t.broker, "t", 1, &[]);
+    let p0 = t
+        .broker
+        .coordinator()
+        .topic("t")
+        .expect("t")
+        .partition(0)
+        .expect("p0");
+    for _ in 0..8 {
+        p0.append(batch(1, 300), 1 << 20).expect("append");
+    }
+    let one = batch(1, 300).len();
+    let fit = (1024 / one) as i64;
+    assert!((1..8).contains(&fit), "{one}-byte batches");
+    // The client asks for 50 MiB in all and per partition: it gets 1024 bytes' worth.
+    let r = fetch(&t.broker, request(&[(0, 0, 50 << 20)], 0, 1, 50 << 20)).await;
+    assert_eq!(
+        batches(&r.responses[0].partitions[0]),
+        (0..fit).collect::<Vec<_>>()
+    );
+    // Below the cap the request's own limit applies.
+    let r = fetch(&t.broker, request(&[(0, 0, 50 << 20)], 0, 1, one as i32)).await;
+    assert_eq!(batches(&r.responses[0].partitions[0]), vec![0]);
+    // A negative max_bytes is 0: still the one batch a consumer needs to progress.
+    let r = fetch(&t.broker, request(&[(0, 5, -7)], 0, 1, -5)).await;
+    assert_eq!(batches(&r.responses[0].partitions[0]), vec![5]);
+}

@@ -1,0 +1,195 @@
+//! The broker's limits against the real `strom serve`, each set low with `-o`:
+//! `max.connections.per.ip` (and its overrides), `message.max.bytes`,
+//! `socket.request.max.bytes` and `fetch.max.bytes`. For each: what the client sees
+//! (a closed connection or a Kafka error code), and the warning in the broker's log.
+//! The timeouts (`connections.max.idle.ms`, `socket.request.read.timeout.ms`) are in
+//! `server_hostile_input.rs`.
+//!
+//! Clients use loopback source addresses other than 127.0.0.1 (a socket bound to
+//! 127.0.0.2 reaches the 127.0.0.1 listener) so each address has its own count.
+//! Declared as a `[[test]]` of `strom-cli`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::Broker;
+use support::hostile::{
+    api_versions, api_versions_frame, assert_alive, assert_closed, closed_within, connect_from,
+    log_lines, wait_for_log,
+};
+use support::records::{batch, create_topic, decode, fetch, fetch_request, produce};
+use support::wire::Conn;
+
+const LIMITED: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const OVERRIDDEN: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+/// The broker's cap on refused-connection warnings: this many per window.
+const REFUSED_BURST: usize = 5;
+const REFUSED_WINDOW: Duration = Duration::from_secs(10);
+const REFUSED: &str = "max.connections.per.ip reached";
+
+fn broker(settings: &[&str]) -> Broker {
+    let mut b = Broker::builder();
+    for s in settings {
+        b = b.arg("-o").arg(*s);
+    }
+    b.start()
+}
+
+/// A connection from `source` that the broker accepted and answers.
+fn accepted(broker: &Broker, source: IpAddr) -> TcpStream {
+    let mut s = connect_from(source, broker.addr()).expect("connect");
+    let r = api_versions(&mut s, 1).expect("accepted connection answers");
+    assert_eq!(r.error_code, 0);
+    s
+}
+
+/// A connection from `source` that the broker closes without answering.
+fn refused(broker: &Broker, source: IpAddr, what: &str) {
+    let mut s = connect_from(source, broker.addr()).expect("the TCP handshake completes");
+    // The request may or may not be written before the close; either way no answer.
+    let _ = s.write_all(&api_versions_frame(2));
+    assert_closed(&mut s, what);
+}
+
+#[test]
+fn connections_over_the_per_ip_limit_are_closed_at_once_with_a_limited_warning() {
+    let mut broker = broker(&[
+        "max.connections.per.ip=5",
+        "max.connections.per.ip.overrides=127.0.0.3:8",
+    ]);
+    let mut limited: Vec<TcpStream> = (0..5).map(|_| accepted(&broker, LIMITED)).collect();
+    refused(&broker, LIMITED, "6th connection from 127.0.0.2");
+    let line = wait_for_log(&broker, &["WARN", REFUSED]);
+    assert!(line.contains("peer=127.0.0.2:"), "{line}");
+    assert!(line.contains("limit=5"), "{line}");
+    // Other addresses have their own counts: the override, and the default for 127.0.0.1.
+    let overridden: Vec<TcpStream> = (0..8).map(|_| accepted(&broker, OVERRIDDEN)).collect();
+    refused(&broker, OVERRIDDEN, "9th connection from 127.0.0.3");
+    assert_alive(&mut broker);
+    // The connections that were let in still work.
+    for s in &mut limited {
+        assert_eq!(api_versions(s, 3).expect("still served").error_code, 0);
+    }
+    // A slot comes free when a connection closes (asynchronously: retry a little).
+    drop(limited.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = connect_from(LIMITED, broker.addr()).expect("connect");
+        if api_versions(&mut s, 4).is_ok() {
+            limited.push(s);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot was never reusable"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A flood of refused connections: the warnings are capped per window.
+    let start = Instant::now();
+    for _ in 0..300 {
+        let mut s = connect_from(LIMITED, broker.addr()).expect("connect");
+        assert!(
+            closed_within(&mut s, Duration::from_secs(10)),
+            "over-limit connection kept"
+        );
+    }
+    let windows =
+        (start.elapsed().as_secs_f64() / REFUSED_WINDOW.as_secs_f64()).ceil() as usize + 2;
+    let lines = log_lines(&broker, &[REFUSED]).len();
+    assert!(
+        lines <= REFUSED_BURST * windows,
+        "{lines} warnings for ~302 refusals over {} windows",
+        windows
+    );
+    // Once the window has passed, the next warning says how many were held back.
+    std::thread::sleep(REFUSED_WINDOW);
+    refused(&broker, LIMITED, "after the window");
+    let line = wait_for_log(&broker, &[REFUSED, "suppressed="]);
+    let suppressed: usize = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("suppressed="))
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(
+        suppressed + lines >= 300,
+        "{suppressed} suppressed + {lines} logged"
+    );
+    drop(overridden);
+    assert_alive(&mut broker);
+}
+
+#[test]
+fn message_max_bytes_refuses_larger_batches_with_message_too_large() {
+    let mut broker = broker(&["message.max.bytes=2000"]);
+    let mut conn = Conn::open(broker.addr());
+    create_topic(&mut conn, "t", 1);
+    let big = batch("big", 3, 1000);
+    assert!(big.len() > 2000);
+    let r = produce(&mut conn, "t", 0, big);
+    assert_eq!(r.error_code, 10, "MESSAGE_TOO_LARGE: {r:?}");
+    let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("2000"),
+        "the error message names the limit: {message:?}"
+    );
+    wait_for_log(&broker, &["WARN", "produce refused", "2000"]);
+    // A batch under the limit is stored, and the refused one was not.
+    let r = produce(&mut conn, "t", 0, batch("small", 3, 100));
+    assert_eq!((r.error_code, r.base_offset), (0, 0), "{r:?}");
+    assert_alive(&mut broker);
+}
+
+#[test]
+fn socket_request_max_bytes_closes_oversized_requests() {
+    let mut broker = broker(&["socket.request.max.bytes=10000"]);
+    let mut conn = Conn::open(broker.addr());
+    create_topic(&mut conn, "t", 1);
+    let r = produce(&mut conn, "t", 0, batch("ok", 5, 1000));
+    assert_eq!(r.error_code, 0, "{r:?}");
+    // A 20 kB Produce: Kafka closes the connection (there is no error response for
+    // a frame the broker will not read), and so does Strom.
+    let big = support::records::produce_request("t", 0, batch("big", 20, 1000));
+    conn.send(kafka_protocol::messages::ApiKey::Produce, 9, &big);
+    assert_closed(&mut conn.stream, "oversized Produce");
+    let line = wait_for_log(&broker, &["WARN", "closing connection", "10000]"]);
+    assert!(line.contains("frame size 2"), "names the size: {line}");
+    assert_alive(&mut broker);
+}
+
+#[test]
+fn fetch_max_bytes_caps_what_a_fetch_asks_for() {
+    let mut broker = broker(&["fetch.max.bytes=4096"]);
+    let mut conn = Conn::open(broker.addr());
+    create_topic(&mut conn, "t", 1);
+    let one = batch("k", 1, 900);
+    for _ in 0..10 {
+        assert_eq!(produce(&mut conn, "t", 0, one.clone()).error_code, 0);
+    }
+    let fits = 4096 / one.len();
+    // Asks for 50 MiB: gets what fits in 4096 bytes.
+    let p = fetch(&mut conn, &fetch_request("t", 0, 0, 50 << 20, 50 << 20));
+    let bytes = p.records.as_ref().map_or(0, |r| r.len());
+    assert!(bytes <= 4096, "{bytes} bytes returned");
+    assert_eq!(decode(&p).len(), fits);
+    wait_for_log(&broker, &["WARN", "fetch.max.bytes", "requested=52428800"]);
+    // Under the cap, the request's own limit applies.
+    let p = fetch(
+        &mut conn,
+        &fetch_request("t", 0, 0, (2 * one.len()) as i32, 50 << 20),
+    );
+    assert_eq!(decode(&p).len(), 2);
+    // A batch larger than the cap still comes back whole (the consumer must progress).
+    assert_eq!(
+        produce(&mut conn, "t", 0, batch("big", 1, 6000)).error_code,
+        0
+    );
+    let p = fetch(&mut conn, &fetch_request("t", 0, 10, 50 << 20, 50 << 20));
+    assert_eq!(decode(&p).len(), 1);
+    assert_alive(&mut broker);
+}
