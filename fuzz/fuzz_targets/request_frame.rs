@@ -55,7 +55,12 @@ fuzz_target!(|data: &[u8]| {
         (max, non_produce.min(max))
     };
 
-    let mut frames = FrameReader::new(Chunked::new(wire, chunk), max_frame);
+    // Called without `wait_for_frame` (which starts the read deadline, a tokio timer),
+    // the reader sets no deadline: the framing and size checks run without a runtime.
+    let read_timeout = std::time::Duration::from_millis(
+        u64::try_from(BrokerConfig::default().socket_request_read_timeout_ms).unwrap_or(30_000),
+    );
+    let mut frames = FrameReader::new(Chunked::new(wire, chunk), max_frame, read_timeout);
     for _ in 0..MAX_FRAMES {
         let head = match now(frames.read_head()) {
             Ok(Some(head)) => head,

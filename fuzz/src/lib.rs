@@ -22,11 +22,28 @@ use strom_storage::batch::{
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
-/// Polls a future that cannot wait (its I/O is in memory) to completion.
+thread_local! {
+    /// A runtime to be inside of: the frame reader arms a tokio timer (the request read
+    /// deadline), which needs a time driver even though it never fires here.
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+}
+
+/// Polls a future that cannot wait (its I/O is in memory) to completion, inside a tokio
+/// runtime context so it may arm timers.
 ///
 /// # Panics
 /// If the future returns `Pending`, which would mean it waits on something real.
 pub fn now<F: Future>(future: F) -> F::Output {
+    RUNTIME.with(|runtime| {
+        let _context = runtime.enter();
+        poll_once(future)
+    })
+}
+
+fn poll_once<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     match future
         .as_mut()
