@@ -12,8 +12,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::Broker;
@@ -192,4 +194,109 @@ fn fetch_max_bytes_caps_what_a_fetch_asks_for() {
     let p = fetch(&mut conn, &fetch_request("t", 0, 10, 50 << 20, 50 << 20));
     assert_eq!(decode(&p).len(), 1);
     assert_alive(&mut broker);
+}
+
+/// With `max.connections` unlimited (the default), a flood of clients must not take the
+/// descriptors the logs need: near the open-file limit the broker stops accepting
+/// (clients wait in the backlog), so creating a topic, which opens three files per
+/// partition, still works, and waiting clients are served once others close.
+#[test]
+fn accepting_pauses_near_the_open_file_limit_so_the_logs_keep_their_descriptors() {
+    let mut broker = Broker::start();
+    let mut admin = Conn::open(broker.addr());
+    // Room for about 40 clients above the 256 descriptors kept free for the logs.
+    let count = || {
+        fs::read_dir(format!("/proc/{}/fd", broker.pid()))
+            .expect("the broker's descriptors")
+            .count()
+    };
+    // Once start-up has settled (the offsets topic's files are open).
+    let mut open = count();
+    let settle = Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = count();
+        if now == open || Instant::now() > settle {
+            break;
+        }
+        open = now;
+    }
+    let limit = open + 256 + 40;
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={}", broker.pid()))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(status.success(), "prlimit: {status}");
+    // The broker reads the limit again when it next counts (at most a second later).
+    std::thread::sleep(Duration::from_millis(1_200));
+    // More than the limit allows (so, accepted, they would exhaust it), fewer than fit
+    // in the listen backlog (socket.listen.backlog.size, 1,024).
+    const CLIENTS: usize = 400;
+    let mut clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|i| {
+            let mut s = TcpStream::connect_timeout(&broker.addr(), Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("client {i}: connect: {e}"));
+            s.write_all(&api_versions_frame(i as i32))
+                .expect("the request fits in the socket buffer");
+            s
+        })
+        .collect();
+    let line = wait_for_log(&broker, &["WARN", "near the open-file limit"]);
+    assert!(line.contains(&format!("limit={limit}")), "{line}");
+    // Those accepted answer at once; give them a moment, then sort.
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut answered, mut waiting) = (Vec::new(), Vec::new());
+    for s in clients.drain(..) {
+        if has_response(&s) {
+            answered.push(s);
+        } else {
+            waiting.push(s);
+        }
+    }
+    assert!(
+        (10..=80).contains(&answered.len()),
+        "{} of {CLIENTS} clients answered under an open-file limit of {limit}",
+        answered.len()
+    );
+    // 30 more descriptors for the logs: taken from the reserve.
+    create_topic(&mut admin, "after-the-flood", 10);
+    for p in 0..10 {
+        let r = produce(&mut admin, "after-the-flood", p, batch("k", 3, 100));
+        assert_eq!(r.error_code, 0, "partition {p}");
+    }
+    // Clients that close make room for those waiting, less the topic's 30 files.
+    let freed = answered.len();
+    drop(answered);
+    let expected = freed.saturating_sub(30 + 2).max(1);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let served_later = loop {
+        let n = waiting.iter().filter(|s| has_response(s)).count();
+        if n >= expected || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        served_later >= expected,
+        "{served_later} waiting clients served after {freed} closed (expected {expected})"
+    );
+    for bad in ["Too many open files", "offline", "accept failed"] {
+        assert!(
+            log_lines(&broker, &[bad]).is_empty(),
+            "{bad:?} in the broker log: {}",
+            broker.log_tail(20)
+        );
+    }
+    drop(waiting);
+    assert_alive(&mut broker);
+}
+
+/// Whether a response has arrived on `s` (without blocking).
+fn has_response(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).expect("nonblocking");
+    let mut b = [0u8; 1];
+    let r = s.peek(&mut b);
+    s.set_nonblocking(false).expect("blocking");
+    matches!(r, Ok(n) if n > 0)
 }

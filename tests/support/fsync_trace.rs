@@ -114,6 +114,9 @@ pub struct Proof {
     /// Partition acknowledgements of retried batches written by an earlier start,
     /// fsynced by this start before the response.
     pub duplicates_fsynced: usize,
+    /// Socket sends the SIGKILL interrupted before strace saw them return, counted as
+    /// sent (their acknowledgements proven like any other).
+    pub interrupted_sends: usize,
     /// Per partition, the offset ranges (first, last) of the proven acknowledgements.
     pub proven: BTreeMap<i32, Vec<(u64, u64)>>,
 }
@@ -142,7 +145,8 @@ pub fn check(files: &[PathBuf], topic: &str) -> Result<Proof, String> {
         let text = fs::read_to_string(file).map_err(|e| format!("read {}: {e}", file.display()))?;
         let what = file.display().to_string();
         let calls = parse_calls(&text);
-        let (writes, syncs, conns) = classify(&calls, &what)?;
+        let (writes, syncs, conns, interrupted) = classify(&calls, &what)?;
+        proof.interrupted_sends += interrupted;
         let partition_of = |path: &str| -> Option<i32> {
             let dir = Path::new(path).parent()?.file_name()?.to_str()?;
             dir.strip_prefix(topic)?.strip_prefix('-')?.parse().ok()
@@ -329,12 +333,14 @@ fn frames(stream: &[u8]) -> Result<Vec<(usize, &[u8])>, String> {
     Ok(out)
 }
 
-type Classified = (Vec<LogWrite>, Vec<Sync>, BTreeMap<String, Conn>);
+/// Segment writes, syncs, connections, and how many sends were interrupted.
+type Classified = (Vec<LogWrite>, Vec<Sync>, BTreeMap<String, Conn>, usize);
 
 fn classify(calls: &[Call], what: &str) -> Result<Classified, String> {
     let mut writes = Vec::new();
     let mut syncs = Vec::new();
     let mut conns: BTreeMap<String, Conn> = BTreeMap::new();
+    let mut interrupted = 0;
     for c in calls {
         let Some(fd) = &c.fd else { continue };
         let socket = !fd.starts_with('/');
@@ -342,8 +348,23 @@ fn classify(calls: &[Call], what: &str) -> Result<Classified, String> {
             writes.push(log_write(c, fd, what)?);
             continue;
         }
-        let Some(ret) = c.ret.and_then(|r| usize::try_from(r).ok()) else {
-            continue;
+        // A send the SIGKILL interrupted (`= ?`) may still have completed in the
+        // kernel: ptrace reports a call's return only at its exit stop, which a kill
+        // can pre-empt after the data reached the client. Such a send counts as sent
+        // in full, at its entry line (nothing follows it on a killed broker), so its
+        // responses must be proven too. Its size is known only for `sendto`/`writev`.
+        let unconfirmed_send = c.ret.is_none()
+            && socket
+            && matches!(c.name.as_str(), "sendto" | "writev")
+            && !c.truncated;
+        let ret = if unconfirmed_send {
+            interrupted += 1;
+            c.strings.iter().map(Vec::len).sum()
+        } else {
+            let Some(ret) = c.ret.and_then(|r| usize::try_from(r).ok()) else {
+                continue;
+            };
+            ret
         };
         if socket
             && matches!(
@@ -378,7 +399,7 @@ fn classify(calls: &[Call], what: &str) -> Result<Classified, String> {
             });
         }
     }
-    Ok((writes, syncs, conns))
+    Ok((writes, syncs, conns, interrupted))
 }
 
 /// A `writev` appending batches to a segment: each batch is two parts, the stored

@@ -116,4 +116,46 @@ fn fsync_proof_rejects_a_response_sent_before_the_fsync() {
     fs::write(&second, restarted(false)).expect("write trace");
     let err = check(&files, "t").expect_err("duplicate without a recovery fsync");
     assert!(err.contains("before this start fsynced"), "{err}");
+
+    // The SIGKILL lands between the kernel sending a response and strace seeing the
+    // send return (`= ?`): the client may have the acknowledgement, so the proof must
+    // hold for it (and it can fail: no fsync before that send).
+    let interrupted = |sync: bool| {
+        format!(
+            "10 recvfrom(7<socket:[3]>, \"{}\", 65536, 0, NULL, NULL) = {}\n\
+             11 writev(9<{log}>, [{{iov_base=\"{}\", iov_len=16}}, {{iov_base=\"{}\", \
+             iov_len={}}}], 2) = {}\n{}\
+             10 sendto(7<socket:[3]>, \"{}\", {n}, MSG_NOSIGNAL, NULL, 0 <unfinished ...>\n\
+             10 <... sendto resumed>) = ?\n\
+             10 +++ killed by SIGKILL +++\n",
+            e(&request),
+            request.len(),
+            e(&prefix),
+            e(&rest),
+            rest.len(),
+            16 + rest.len(),
+            if sync {
+                format!("11 fdatasync(9<{log}>) = 0\n")
+            } else {
+                String::new()
+            },
+            e(&response),
+            n = response.len()
+        )
+    };
+    let file = dir.path().join("strace.3");
+    fs::write(&file, interrupted(true)).expect("write trace");
+    let proof = check(std::slice::from_ref(&file), "t").expect("interrupted send after fsync");
+    assert_eq!(
+        (
+            proof.produce_responses,
+            proof.fsynced_after_write,
+            proof.interrupted_sends
+        ),
+        (1, 1, 1)
+    );
+    assert!(proof.covers(3, 44));
+    fs::write(&file, interrupted(false)).expect("write trace");
+    let err = check(&[file], "t").expect_err("interrupted send without an fsync");
+    assert!(err.contains("without an fsync"), "{err}");
 }

@@ -107,6 +107,10 @@ pub struct BrokerConfig {
 
     /// `max.connections`: accepting pauses while this many connections are open.
     pub max_connections: i32,
+    /// `socket.listen.backlog.size`: connections the kernel completes and queues for
+    /// the broker to accept (capped by `net.core.somaxconn`). Clients wait there while
+    /// accepting pauses; past it their connects time out.
+    pub socket_listen_backlog_size: i32,
     /// `max.connections.per.ip`: connections one client address may hold; a connection
     /// over it is closed as soon as it is accepted.
     pub max_connections_per_ip: i32,
@@ -154,6 +158,12 @@ pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 * 1024 * 1024;
 /// Default `non.produce.request.max.bytes`.
 pub const DEFAULT_NON_PRODUCE_REQUEST_MAX_BYTES: i32 = 8 * 1024 * 1024;
 /// Default `fetch.max.bytes` (Kafka's: 55 MiB).
+/// Default `socket.listen.backlog.size`. Kafka's is 50; Strom's is larger because
+/// clients wait in the backlog whenever accepting pauses (`max.connections`, the
+/// open-file headroom), and a fleet reconnecting at once after a restart should not
+/// see connect timeouts.
+pub const DEFAULT_LISTEN_BACKLOG: i32 = 1024;
+
 pub const DEFAULT_FETCH_MAX_BYTES: i32 = 55 * 1024 * 1024;
 /// Timeouts above this many ms are treated as this (about a year): `Instant + Duration`
 /// must not overflow, and a year is "never" for a connection.
@@ -191,6 +201,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             max_connections: i32::MAX,
+            socket_listen_backlog_size: DEFAULT_LISTEN_BACKLOG,
             max_connections_per_ip: i32::MAX,
             max_connections_per_ip_overrides: ConnectionOverrides::default(),
             connections_max_idle_ms: 600_000,
@@ -398,6 +409,11 @@ impl BrokerConfig {
                 some(self.group_max_session_timeout_ms),
             ),
             ("max.connections", Int, some(self.max_connections)),
+            (
+                "socket.listen.backlog.size",
+                Int,
+                some(self.socket_listen_backlog_size),
+            ),
             (
                 "max.connections.per.ip",
                 Int,

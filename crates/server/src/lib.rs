@@ -23,6 +23,7 @@ pub mod config;
 mod connection;
 pub mod dispatch;
 pub mod error;
+mod fd_headroom;
 pub mod frame;
 pub mod groups;
 pub mod handlers;

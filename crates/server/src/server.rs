@@ -14,10 +14,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use strom_coordinator::Coordinator;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -27,14 +27,18 @@ use crate::budget::RequestBudget;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::error::{Result, ServerError};
+use crate::fd_headroom::{self, DescriptorHeadroom};
 use crate::groups;
 use crate::ip_limit::PerIpConnections;
 use crate::maintenance;
+use crate::os_limits;
 use crate::warn_limit::{WarnLimiter, limited_warn};
 
 /// Refused connections cost an attacker nothing; their warnings are capped at a few per
 /// ten seconds (with a count of the rest).
 static REFUSED_WARNINGS: WarnLimiter = WarnLimiter::new(5, Duration::from_secs(10));
+/// Warnings while accepting is paused near the open-file limit (checked every 50 ms).
+static DESCRIPTOR_WARNINGS: WarnLimiter = WarnLimiter::new(1, Duration::from_secs(10));
 
 /// Per-request limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +85,10 @@ impl Server {
     /// Binds the listener on `config.listen`; handlers act on `coordinator`.
     pub async fn bind(config: BrokerConfig, coordinator: Arc<Coordinator>) -> Result<Server> {
         let listen = config.listen.clone();
-        let listener = TcpListener::bind((listen.host.as_str(), listen.port))
+        let backlog = u32::try_from(config.socket_listen_backlog_size)
+            .unwrap_or(1)
+            .max(1);
+        let listener = listen_on(&listen.host, listen.port, backlog)
             .await
             .map_err(|source| ServerError::Bind {
                 addr: listen.to_string(),
@@ -156,6 +163,7 @@ impl Server {
         let group_tasks = groups::start(&shared.broker).await;
         let connection_slots = Arc::new(Semaphore::new(max_connections));
         let per_ip = Arc::new(PerIpConnections::default());
+        let mut headroom = DescriptorHeadroom::new(os_limits::RESERVE_FILES);
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
 
@@ -177,6 +185,23 @@ impl Server {
                     Err(_) => break, // never closed
                 },
             };
+            // Near the open-file limit, keep the last descriptors for the logs: clients
+            // wait in the backlog until connections close (see `fd_headroom`).
+            if let Err((open, limit)) = headroom.check(Instant::now()) {
+                limited_warn!(
+                    DESCRIPTOR_WARNINGS,
+                    open,
+                    limit,
+                    reserve = os_limits::RESERVE_FILES,
+                    "near the open-file limit; not accepting until descriptors are free"
+                );
+                drop(slot);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(fd_headroom::RECOUNT_NEAR_LIMIT) => continue,
+                }
+            }
             let accepted = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -184,6 +209,7 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    headroom.accepted();
                     let limit = shared.broker.config().max_connections_for(peer.ip());
                     let ip_slot = match per_ip.try_acquire(peer.ip(), limit) {
                         Ok(ip_slot) => ip_slot,
@@ -263,6 +289,32 @@ impl Server {
         info!("server stopped");
         Ok(())
     }
+}
+
+/// Binds `host:port` (each address the name resolves to, in order, until one binds)
+/// and listens with `backlog` (`socket.listen.backlog.size`; tokio's own `bind` would
+/// use a fixed one).
+async fn listen_on(host: &str, port: u16, backlog: u32) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As std and tokio do: a restarted broker can rebind while old connections
+        // are in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the host resolves to no address",
+        )
+    }))
 }
 
 fn log_join(result: std::result::Result<(), tokio::task::JoinError>) {

@@ -211,6 +211,10 @@ pub(crate) const PROPERTIES: &[Property] = &[
         apply: |c, v| set(&mut c.max_connections, v.int_in(1, I32)),
     },
     Property {
+        name: "socket.listen.backlog.size",
+        apply: |c, v| set(&mut c.socket_listen_backlog_size, v.int_in(1, I32)),
+    },
+    Property {
         // 0 is allowed only with overrides (checked in `BrokerConfig::validate`).
         name: "max.connections.per.ip",
         apply: |c, v| set(&mut c.max_connections_per_ip, v.int_in(0, I32)),
