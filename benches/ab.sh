@@ -29,7 +29,9 @@ report() {
 import json, sys
 o = json.loads(sys.stdin.read().strip().splitlines()[-1])
 m = o["produce"] or o["consume"]
-print(f"{sys.argv[1]:4} {sys.argv[2]:8} {m[\"mb_per_s\"]:8.1f} MB/s {o[\"cost\"][\"broker\"][\"cpu_s_per_gb\"]:.3f} broker CPU-s/GB")' "$@"
+mbps, cost = m["mb_per_s"], o["cost"]["broker"]["cpu_s_per_gb"]
+# No backslashes inside f-string braces: Python 3.11 rejects them.
+print(f"{sys.argv[1]:4} {sys.argv[2]:8} {mbps:8.1f} MB/s {cost:.3f} broker CPU-s/GB")' "$@"
 }
 # The topics are written once (by the new broker) and read by both.
 start "$NEW"

@@ -1,6 +1,7 @@
 //! The broker's limits against the real `strom serve`, each set low with `-o`:
-//! `max.connections.per.ip` (and its overrides), `message.max.bytes`,
-//! `socket.request.max.bytes` and `fetch.max.bytes`. For each: what the client sees
+//! `max.connections`, `max.connections.per.ip` (and its overrides), `message.max.bytes`,
+//! `socket.request.max.bytes` and `fetch.max.bytes`; and the open-file limit, lowered
+//! with `prlimit`. For each: what the client sees
 //! (a closed connection or a Kafka error code), and the warning in the broker's log.
 //! The timeouts (`connections.max.idle.ms`, `socket.request.read.timeout.ms`) are in
 //! `server_hostile_input.rs`.
@@ -16,6 +17,8 @@ use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::process::Command;
+
+use kafka_protocol::protocol::Decodable;
 use std::time::{Duration, Instant};
 
 use support::Broker;
@@ -299,4 +302,50 @@ fn has_response(s: &TcpStream) -> bool {
     let r = s.peek(&mut b);
     s.set_nonblocking(false).expect("blocking");
     matches!(r, Ok(n) if n > 0)
+}
+
+/// `max.connections` (all addresses together): at the limit the broker stops
+/// accepting, so a further client waits in the listen backlog (it is neither answered
+/// nor closed) and is served as soon as another connection closes.
+#[test]
+fn max_connections_makes_further_clients_wait_until_one_closes() {
+    let mut broker = broker(&["max.connections=5"]);
+    // From different addresses: the limit is global, not per address.
+    let sources = [1u8, 2, 3, 4, 5].map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)));
+    let mut open: Vec<TcpStream> = sources.iter().map(|&ip| accepted(&broker, ip)).collect();
+    let mut waiting = connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6)), broker.addr())
+        .expect("the TCP handshake completes in the backlog");
+    waiting
+        .write_all(&api_versions_frame(6))
+        .expect("the request fits in the socket buffer");
+    let line = wait_for_log(&broker, &["WARN", "max.connections reached"]);
+    assert!(line.contains("max_connections=5"), "{line}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!has_response(&waiting), "a 6th connection was served");
+    assert!(
+        !closed_within(
+            &mut waiting.try_clone().expect("clone"),
+            Duration::from_millis(200)
+        ),
+        "a waiting connection was closed instead of kept in the backlog"
+    );
+    // Those accepted are still served.
+    for s in &mut open {
+        assert_eq!(api_versions(s, 7).expect("still served").error_code, 0);
+    }
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_response(&waiting) {
+        assert!(
+            Instant::now() < deadline,
+            "the waiting client was not served after a connection closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut frame = support::hostile::read_frame(&mut waiting).expect("the answer");
+    let header = kafka_protocol::messages::ResponseHeader::decode(&mut frame, 0).expect("header");
+    assert_eq!(header.correlation_id, 6);
+    // Free slots for assert_alive's own connection.
+    drop((waiting, open));
+    assert_alive(&mut broker);
 }
