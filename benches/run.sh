@@ -181,6 +181,22 @@ def cmd_meta(jsonl, root, data_dir, perf, port, opts):
             librdkafka = m.group(1).split("+", 1)[-1]
     except OSError:
         pass
+    def damon():
+        # A DAMON "pageout" scheme (seen on this VM) reclaims cold pages, and the host
+        # then takes them back: the next first touch of each page traps again, which
+        # warming cannot undo. It makes every page-cache write dear (file-write
+        # baseline 0.6-1.9 GB/s instead of 5.7), so the report says whether it ran.
+        import glob
+        states = []
+        for d in sorted(glob.glob("/sys/kernel/mm/damon/admin/kdamonds/[0-9]*")):
+            try:
+                state = open(d + "/state").read().strip()
+                actions = sorted({open(a).read().strip() for a in
+                                  glob.glob(d + "/contexts/*/schemes/*/action")})
+            except OSError:
+                continue
+            states.append(state + (" (" + ", ".join(actions) + ")" if actions else ""))
+        return ", ".join(states) or "none"
     append(jsonl, {
         "type": "meta",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -188,6 +204,7 @@ def cmd_meta(jsonl, root, data_dir, perf, port, opts):
         "cpu": cpu,
         "mem": mem,
         "kernel": os.uname().release,
+        "damon": damon(),
         "fs": " ".join(fs.split()) or "?",
         "git": commit or "?",
         "dirty": dirty,
@@ -413,7 +430,7 @@ def cmd_render(jsonl, outpath):
         f"{end.get('loadavg_end', '?')} at the end.",
         f"- **Machine**: {meta.get('nproc', '?')} CPUs (`nproc`), {meta.get('cpu', '?')}, "
         f"{meta.get('mem', '?')} RAM, kernel {meta.get('kernel', '?')}; broker data directory "
-        f"on {meta.get('fs', '?')}.",
+        f"on {meta.get('fs', '?')}; kernel DAMON reclaim (kdamond): {meta.get('damon', '?')}.",
         f"- **Build**: git `{meta.get('git', '?')}`{dirty}, {meta.get('rustc') or 'rustc ?'}, "
         f"release profile; {meta.get('strom_perf') or 'strom-perf'}"
         + (f" on librdkafka {rk}" if rk else "") + ".",
