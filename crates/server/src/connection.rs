@@ -19,7 +19,8 @@
 //! - server wide, the request memory budget (`crate::budget`), taken after a body has
 //!   arrived and before it is decoded.
 //!
-//! While a body arrives, its buffer grows only with the bytes received (`crate::frame`),
+//! While a body of more than 2 MiB arrives, its buffer grows only with the bytes
+//! received (`crate::frame`; smaller bodies get their whole buffer at once),
 //! and its size is capped first by `socket.request.max.bytes` and, for every API except
 //! Produce, by `non.produce.request.max.bytes`.
 //!
