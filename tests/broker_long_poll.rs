@@ -38,9 +38,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 use support::Broker;
+use support::records::plain_record;
 use support::wire::Conn;
 
 const TOPIC: &str = "long-poll";
@@ -134,21 +135,13 @@ fn only_partition(response: &FetchResponse) -> &PartitionData {
 }
 
 fn record(round: usize) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000 + round as i64,
-        key: Some(Bytes::from(format!("key-{round}"))),
-        value: Some(Bytes::from(format!("value-{round}"))),
-        headers: Default::default(),
-    }
+    plain_record(
+        0,
+        -1,
+        1_700_000_000_000 + round as i64,
+        Bytes::from(format!("key-{round}")),
+        Bytes::from(format!("value-{round}")),
+    )
 }
 
 fn produce_request(round: usize) -> ProduceRequest {

@@ -26,8 +26,10 @@ use kafka_protocol::messages::{
     MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+
+use crate::support::records::plain_record;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 use tokio::time::Instant;
 
@@ -276,20 +278,14 @@ fn encode_batch(batch: &ProducedBatch) -> Result<Bytes, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let records: Vec<Record> = (0..batch.records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(record_key(batch.conn)),
-            value: Some(record_value(batch.conn, batch.seq, i, batch.value_len)),
-            headers: Default::default(),
+        .map(|i| {
+            plain_record(
+                i as i64,
+                -1,
+                now_ms,
+                record_key(batch.conn),
+                record_value(batch.conn, batch.seq, i, batch.value_len),
+            )
         })
         .collect();
     let mut buf = BytesMut::new();

@@ -46,26 +46,45 @@ pub fn create_topic(conn: &mut Conn, name: &str, partitions: i32) {
     );
 }
 
+/// A record with no producer id and no headers, `offset` into its batch.
+pub fn plain_record(
+    offset: i64,
+    sequence: i32,
+    timestamp: i64,
+    key: Bytes,
+    value: Bytes,
+) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence,
+        timestamp,
+        key: Some(key),
+        value: Some(value),
+        headers: Default::default(),
+    }
+}
+
 /// One uncompressed v2 batch of `count` records; record `i` has key `{tag}-{i}` and a
 /// value of `value_size` bytes.
 pub fn batch(tag: &str, count: usize, value_size: usize) -> Bytes {
     let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
+        .map(|i| {
             // kafka-protocol starts a new batch wherever `offset - sequence` changes;
             // this keeps it constant (and the batch's base sequence -1: no producer id).
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: Some(Bytes::from(format!("{tag}-{i}"))),
-            value: Some(Bytes::from(vec![b'v'; value_size])),
-            headers: Default::default(),
+            plain_record(
+                i as i64,
+                i as i32 - 1,
+                1_700_000_000_000,
+                Bytes::from(format!("{tag}-{i}")),
+                Bytes::from(vec![b'v'; value_size]),
+            )
         })
         .collect();
     let mut buf = BytesMut::new();
